@@ -1,0 +1,47 @@
+"""Import: upload reading files; see what was stored and what was rejected, with reasons."""
+
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from core import queries
+from core.importers import FORMATS, ImportOptions
+from core.pipeline import ingest_file
+from ui.common import shown_errors, store
+
+st.title("Import")
+db = store()
+st.write("Upload readings as CSV, Parquet or JSON lines (canonical columns: `entity_id`, `ts`, `power_kw`, …).")
+files = st.file_uploader("Reading files", accept_multiple_files=True, key="upload")
+left, middle, right = st.columns(3)
+fmt = left.selectbox("Format", FORMATS, index=0)
+timezone = middle.text_input("Time zone of naive times", value="", placeholder="e.g. Europe/Brussels")
+entity_type = right.selectbox("Entity type when the file has none", ["EV", "ChargePoint"])
+
+if files and st.button("Import", type="primary"):
+    options = ImportOptions(fmt, timezone.strip() or None, entity_type)
+    progress = st.progress(0.0, text="Importing…")
+    for number, upload in enumerate(files, start=1):
+        with tempfile.TemporaryDirectory() as folder, shown_errors():
+            path = Path(folder) / Path(upload.name).name
+            path.write_bytes(upload.getvalue())
+            summary = ingest_file(db, path, options, name=upload.name)
+            st.success(summary.line())
+            if summary.rejects.height:
+                st.dataframe(summary.rejects, hide_index=True, width="stretch")
+                st.download_button(
+                    f"Download rejects of {upload.name}",
+                    summary.rejects.write_csv(line_terminator="\n"),
+                    file_name=f"{Path(upload.name).stem}.rejects.csv",
+                    mime="text/csv",
+                    key=f"rejects-{number}",
+                )
+        progress.progress(number / len(files), text=f"{number} of {len(files)} files")
+
+st.subheader("Imports")
+history = queries.imports(db)
+if history.height:
+    st.dataframe(history.drop("import_id", "sha256"), hide_index=True, width="stretch")
+else:
+    st.info("Nothing imported yet.")

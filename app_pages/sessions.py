@@ -1,0 +1,55 @@
+"""Sessions: filtered table, one session's detail, exports."""
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import queries
+from core.exports import FORMATS, MEDIA_TYPES, export_sessions
+from core.schema import EXPORT_COLUMNS
+from ui.common import empty_state, store
+from ui.filters import filter_bar
+
+st.title("Sessions")
+db = store()
+flt = filter_bar(db, "sessions")
+table = queries.sessions(db, flt)
+if table.height == 0:
+    empty_state("No sessions match.", "Import readings, switch session capture on for an entity, or widen the filter.")
+    st.stop()
+
+st.caption(f"{table.height:,} sessions, {table.get_column('energy_kwh').sum():,.1f} kWh")
+shown = [c for c in EXPORT_COLUMNS if c in table.columns]
+event = st.dataframe(
+    table.select(shown),
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="sessions-table",
+)
+columns = st.columns(len(FORMATS))
+for column, fmt in zip(columns, FORMATS, strict=True):
+    column.download_button(
+        f"Export {fmt.upper()}",
+        export_sessions(db, flt, fmt),
+        file_name=f"sessions.{fmt}",
+        mime=MEDIA_TYPES[fmt],
+        key=f"export-{fmt}",
+    )
+
+rows = event.selection.rows if event is not None else []
+if rows:
+    session = table.row(rows[0], named=True)
+    st.subheader(f"Session of {session['entity_id']}")
+    st.write(session["start_reason"] or "")
+    st.write(session["end_reason"] or "")
+    curve = queries.session_readings(db, session)
+    fig = go.Figure()
+    fig.add_scatter(x=curve["ts"], y=curve["power_kw"], name="power (kW)", mode="lines+markers")
+    if curve["soc_pct"].is_not_null().any():
+        fig.add_scatter(x=curve["ts"], y=curve["soc_pct"], name="state of charge (%)", yaxis="y2")
+    fig.add_vrect(x0=session["start_utc"], x1=session["end_utc"], fillcolor="green", opacity=0.1, line_width=0)
+    fig.update_layout(title="Power and state of charge", yaxis2={"overlaying": "y", "side": "right"})
+    st.plotly_chart(fig, width="stretch")
+else:
+    st.caption("Select a row to see the session's curve and why it starts and ends there.")

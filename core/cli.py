@@ -1,0 +1,400 @@
+"""The command line: every command a thin call into core; errors become one sentence and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from core import __version__
+from core.errors import ChargeLensError, InputError, NotAvailableYet
+from core.settings import DEFAULT_HOST, DEFAULT_PORT, PROJECT_ROOT, SETTINGS, database_path, parse_setting
+
+EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own usage errors: one line, exit 2
+        self.exit(EXIT_REFUSED, f"{self.prog}: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m core", description="ChargeLens: charge sessions from vehicle and charger data.")
+    parser.add_argument("--db", help="database file (default data/chargelens.duckdb, or CHARGELENS_DB)")
+    parser.add_argument("--version", action="version", version=f"ChargeLens {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = commands.add_parser("serve", help="serve the dashboard and the API in one process")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.set_defaults(run=cmd_serve)
+
+    demo = commands.add_parser("demo", help="load the demo fleet")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--if-empty", action="store_true", help="only when the database holds no entities")
+    demo.set_defaults(run=cmd_demo)
+
+    ingest = commands.add_parser("ingest", help="import reading or session files")
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--format", default="auto")
+    ingest.add_argument("--timezone")
+    ingest.add_argument("--entity-type")
+    ingest.add_argument("--map", action="append", default=[], metavar="CANONICAL=SOURCE")
+    ingest.add_argument("--rejects", metavar="FILE")
+    ingest.set_defaults(run=cmd_ingest)
+
+    entities = commands.add_parser("entities", help="list entities, set battery capacity").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    e_list = entities.add_parser("list")
+    e_list.add_argument("--json", action="store_true")
+    e_list.set_defaults(run=cmd_entities_list)
+    e_cap = entities.add_parser("set-capacity")
+    e_cap.add_argument("entity")
+    e_cap.add_argument("kwh", type=float)
+    e_cap.set_defaults(run=not_yet("entities set-capacity"))
+
+    features = commands.add_parser("features", help="switch entity features").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    f_set = features.add_parser("set")
+    f_set.add_argument("entity")
+    f_set.add_argument("feature")
+    f_set.add_argument("state", choices=["on", "off"])
+    f_set.set_defaults(run=cmd_features_set)
+
+    locations = commands.add_parser("locations", help="named places").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    l_add = locations.add_parser("add")
+    l_add.add_argument("--label", required=True)
+    l_add.add_argument("--lat", type=float, required=True)
+    l_add.add_argument("--lon", type=float, required=True)
+    l_add.add_argument("--radius", type=float, default=150)
+    l_add.add_argument("--entity")
+    l_add.set_defaults(run=cmd_locations_add)
+    l_list = locations.add_parser("list")
+    l_list.add_argument("--json", action="store_true")
+    l_list.set_defaults(run=cmd_locations_list)
+    for name in ("update", "delete", "suggest"):
+        sub = locations.add_parser(name)
+        sub.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.set_defaults(run=not_yet(f"locations {name}"))
+
+    sessions = commands.add_parser("sessions", help="detect and export charge sessions").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    detect = sessions.add_parser("detect")
+    detect.add_argument("--entity", action="append", default=[])
+    detect.add_argument("--min-power-kw", type=float)
+    detect.add_argument("--max-pause-min", type=float)
+    detect.add_argument("--max-gap-min", type=float)
+    detect.add_argument("--min-energy-kwh", type=float)
+    detect.add_argument("--soc-min-rise-pct", type=float)
+    detect.add_argument("--save", action="store_true")
+    detect.set_defaults(run=cmd_sessions_detect)
+    export = sessions.add_parser("export")
+    export.add_argument("--format", default="csv", choices=["csv", "json", "parquet", "xlsx"])
+    export.add_argument("--out")
+    export.add_argument("--start")
+    export.add_argument("--end")
+    export.add_argument("--entity", action="append", default=[])
+    export.add_argument("--entity-type")
+    export.add_argument("--location")
+    export.add_argument("--method")
+    export.add_argument("--source")
+    where = export.add_mutually_exclusive_group()
+    where.add_argument("--exact-locations", action="store_true")
+    where.add_argument("--round-locations", type=int, metavar="N")
+    export.add_argument("--wide", action="store_true")
+    export.set_defaults(run=cmd_sessions_export)
+
+    settings = commands.add_parser("settings", help="show and change settings").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    settings.add_parser("list").set_defaults(run=cmd_settings_list)
+    s_set = settings.add_parser("set")
+    s_set.add_argument("key")
+    s_set.add_argument("value")
+    s_set.set_defaults(run=cmd_settings_set)
+
+    # Commands of the specification that later versions fill in; they answer with exit 2 for now.
+    for group, actions in (
+        ("tariffs", ("add", "list", "assign")),
+        ("prices", ("import",)),
+        ("costs", ("whatif",)),
+        ("reports", ("monthly",)),
+        ("api", ("credentials",)),
+        ("remote", ("connect", "entities", "pull", "sessions", "features", "reconcile")),
+        ("scale", ("detect",)),
+    ):
+        sub = commands.add_parser(group).add_subparsers(dest="action", required=True, parser_class=_Parser)
+        for action in actions:
+            cmd = sub.add_parser(action)
+            cmd.add_argument("rest", nargs=argparse.REMAINDER)
+            cmd.set_defaults(run=not_yet(f"{group} {action}"))
+    for name in ("backup", "restore"):
+        cmd = commands.add_parser(name)
+        cmd.add_argument("file")
+        cmd.set_defaults(run=not_yet(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or EXIT_OK
+    except ChargeLensError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return EXIT_REFUSED
+    except KeyboardInterrupt:
+        print("interrupted; nothing half-written was kept.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # the last net: one line, never a traceback
+        print(f"error: unexpected failure ({type(exc).__name__}: {str(exc)[:300]}); please report it.", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def not_yet(command: str):
+    def run(args):
+        raise NotAvailableYet(f"'{command}' is not available in this version of ChargeLens yet.")
+
+    return run
+
+
+def _store(args):
+    from core.store import Store
+
+    return Store.open(database_path(args.db))
+
+
+def _print_table(rows: list[dict], columns: list[str]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    texts = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(t[i]) for t in texts)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for t in texts:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)).rstrip())
+
+
+def _parse_time(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise InputError(f"{option} '{text}' is not a date or time; use ISO 8601 like 2025-03-01T00:00Z.") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# -- commands ----------------------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    from core.store import Store, running_server
+
+    db = database_path(args.db)
+    info = running_server(db)
+    if info:
+        raise ChargeLensError(
+            f"ChargeLens is already serving {db.name} at {info.get('url')} (pid {info['pid']}); "
+            "open that URL, or stop that server before starting another."
+        )
+    Store.open(db).close()  # fails with one clear sentence when another process holds the file
+    try:
+        if not ipaddress.ip_address(args.host).is_loopback:
+            print(
+                f"warning: serving on {args.host}: traffic is unencrypted unless a TLS proxy is in front.",
+                file=sys.stderr,
+            )
+    except ValueError:
+        pass
+    env = {**os.environ, "CHARGELENS_DB": str(db), "CHARGELENS_HOST": args.host, "CHARGELENS_PORT": str(args.port)}
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "server.py"),
+        "--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    print(f"ChargeLens serving {db} on http://{args.host}:{args.port} (API under /api)", file=sys.stderr)
+    os.chdir(PROJECT_ROOT)  # Streamlit reads .streamlit/config.toml from the working directory
+    os.execve(sys.executable, command, env)
+    return EXIT_OK  # not reached
+
+
+def cmd_demo(args) -> int:
+    from core.pipeline import load_demo
+
+    store = _store(args)
+    if args.if_empty and not store.is_empty():
+        print(f"{store.path.name} already holds data; demo not loaded.")
+        return EXIT_OK
+    summary = load_demo(store, args.seed)
+    print(summary.line())
+    count = store.scalar("SELECT count(*) FROM sessions")
+    print(f"demo fleet loaded: {store.scalar('SELECT count(*) FROM entities')} entities, {count} sessions")
+    return EXIT_OK
+
+
+def cmd_ingest(args) -> int:
+    from core.importers import ImportOptions
+    from core.pipeline import ImportSummary, ingest_file
+
+    mapping = {}
+    for item in args.map:
+        canonical, sep, source = item.partition("=")
+        if not sep or not canonical or not source:
+            raise InputError(f"--map '{item}' must look like canonical=source, for example ts=Time.")
+        mapping[canonical.strip()] = source.strip()
+    options = ImportOptions(args.format, args.timezone, args.entity_type, mapping)
+    paths = [Path(f) for f in args.files]
+    for path in paths:
+        if not path.exists():
+            raise InputError(f"{path} does not exist; check the path.")
+    store = _store(args)
+    summaries, failed = [], False
+    rejects = []
+    for path in paths:
+        try:
+            summary = ingest_file(store, path, options)
+        except InputError as exc:
+            print(f"{path.name}: refused: {exc.detail}", file=sys.stderr)
+            failed = True
+            continue
+        print(summary.line())
+        summaries.append(summary)
+        rejects.append(summary.rejects)
+    if len(paths) > 1:
+        total = ImportSummary("total")
+        for s in summaries:
+            for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
+                setattr(total, key, getattr(total, key) + getattr(s, key))
+        print(total.line())
+    if args.rejects:
+        import polars as pl
+
+        from core.importers.rules import reject_frame
+
+        frame = pl.concat(rejects) if rejects else reject_frame()
+        Path(args.rejects).write_text(frame.write_csv(line_terminator="\n"))
+    return EXIT_REFUSED if failed else EXIT_OK
+
+
+def cmd_entities_list(args) -> int:
+    from core.records import entity_record
+
+    frame = _store(args).entities()
+    rows = frame.to_dicts()
+    if args.json:
+        print(json.dumps({"data": [entity_record(r) for r in rows]}, indent=2))
+        return EXIT_OK
+    for r in rows:
+        r["capture"] = "on" if r["capture_sessions"] else "off"
+    _print_table(rows, ["entity_id", "entity_type", "name", "battery_capacity_kwh", "capture"])
+    return EXIT_OK
+
+
+def cmd_features_set(args) -> int:
+    from core.pipeline import set_feature
+
+    features = set_feature(_store(args), args.entity, args.feature, args.state == "on")
+    print(json.dumps(features))
+    return EXIT_OK
+
+
+def cmd_locations_add(args) -> int:
+    from core.pipeline import add_location
+
+    print(add_location(_store(args), args.label, args.lat, args.lon, args.radius, args.entity))
+    return EXIT_OK
+
+
+def cmd_locations_list(args) -> int:
+    store = _store(args)
+    rows = store.locations().to_dicts()
+    if args.json:
+        data = [
+            {
+                "id": r["location_id"],
+                "label": r["label"],
+                "latitude": r["latitude"],
+                "longitude": r["longitude"],
+                "radius": r["radius_m"],
+                "entityId": r["entity_id"],
+            }
+            for r in rows
+        ]
+        print(json.dumps({"data": data}, indent=2))
+        return EXIT_OK
+    _print_table(rows, ["location_id", "label", "entity_id", "latitude", "longitude", "radius_m"])
+    return EXIT_OK
+
+
+def cmd_sessions_detect(args) -> int:
+    from core.detect import DetectParams
+    from core.pipeline import detect
+
+    store = _store(args)
+    overrides = {
+        "min_power_kw": args.min_power_kw, "max_pause_min": args.max_pause_min, "max_gap_min": args.max_gap_min,
+        "min_energy_kwh": args.min_energy_kwh, "soc_min_rise_pct": args.soc_min_rise_pct,
+    }  # fmt: skip
+    for key, value in overrides.items():
+        if value is not None:
+            parse_setting(key, str(value))  # same range checks as the settings
+    params = DetectParams.from_settings(store.settings(), **overrides)
+    count = detect(store, params, args.entity or None)
+    if args.save:
+        for key, value in overrides.items():
+            if value is not None:
+                store.set_setting(key, value)
+    print(f"{count} sessions detected")
+    return EXIT_OK
+
+
+def cmd_sessions_export(args) -> int:
+    from core.exports import export_sessions
+    from core.queries import SessionFilter
+
+    flt = SessionFilter(
+        start=_parse_time(args.start, "--start"),
+        end=_parse_time(args.end, "--end"),
+        entity_ids=tuple(args.entity),
+        entity_type=args.entity_type,
+        location=args.location,
+        method=args.method,
+        source=args.source,
+    )
+    data = export_sessions(
+        _store(args), flt, args.format, exact=args.exact_locations, round_to=args.round_locations, wide=args.wide
+    )
+    if args.out:
+        Path(args.out).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_settings_list(args) -> int:
+    current = _store(args).settings().as_dict()
+    _print_table([{"key": s.key, "value": current[s.key], "help": s.help} for s in SETTINGS], ["key", "value", "help"])
+    return EXIT_OK
+
+
+def cmd_settings_set(args) -> int:
+    from core.settings import SettingError
+
+    try:
+        value = parse_setting(args.key, args.value)
+    except SettingError as exc:
+        raise InputError(str(exc)) from None
+    _store(args).set_setting(args.key, value)
+    print(f"{args.key} = {value}")
+    return EXIT_OK

@@ -1,0 +1,77 @@
+"""Importers: every file format becomes the canonical frames of core.schema plus a rejects frame."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from core.errors import InputError
+from core.importers.rules import reject_frame
+from core.schema import empty_readings, empty_sessions
+
+FORMATS = ("auto", "readings", "api-json", "teslafi", "sessions", "sessions-parquet", "acn", "epfl")
+MAX_DECOMPRESSED_BYTES = 64 * 1024**3
+MAX_RATIO = 200
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    format: str = "auto"
+    timezone: str | None = None
+    entity_type: str | None = None
+    mapping: dict[str, str] = field(default_factory=dict)  # canonical column -> source column
+
+
+@dataclass
+class ParsedFile:
+    """What one file holds, validated, before anything is written."""
+
+    name: str
+    format: str
+    rows_read: int
+    readings: pl.DataFrame = field(default_factory=empty_readings)
+    entities: pl.DataFrame | None = None
+    sessions: pl.DataFrame = field(default_factory=empty_sessions)
+    rejects: pl.DataFrame = field(default_factory=reject_frame)
+    ambiguous: int = 0
+    nonexistent: int = 0
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when compressed, refusing archives that expand beyond reason."""
+    raw = path.read_bytes()
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    limit = min(MAX_DECOMPRESSED_BYTES, max(len(raw) * MAX_RATIO, 1024**2))
+    out = io.BytesIO()
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+            while chunk := gz.read(1024**2):
+                out.write(chunk)
+                if out.tell() > limit:
+                    raise InputError(
+                        f"{path.name} expands to more than {limit // 1024**2} MB when decompressed, which looks "
+                        "like a compression bomb; decompress it yourself and import the plain file if it is genuine."
+                    )
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path.name} is not a complete gzip file ({exc}); download or copy it again.") from None
+    return out.getvalue()
+
+
+def parse_file(path: Path, options: ImportOptions, name: str | None = None) -> ParsedFile:
+    """Parse and validate one file (or a folder of Parquet files) without writing anything."""
+    from core.importers import readings as readings_format
+
+    name = name or path.name
+    fmt = options.format
+    if fmt not in FORMATS:
+        raise InputError(f"Unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    if fmt in ("auto", "readings"):
+        return readings_format.parse(path, name, options)
+    raise InputError(
+        f"The format '{fmt}' is not available yet in this version; convert the file to canonical readings."
+    )

@@ -1,0 +1,116 @@
+"""Validation as a table of rules: each value column, how to parse it, its valid range and the reason when not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from core.errors import InputError
+
+NULL_TOKENS = ["", "none", "null", "nan", "na", "n/a"]
+TRUE_TOKENS = ["true", "1", "yes", "y", "t"]
+FALSE_TOKENS = ["false", "0", "no", "n", "f"]
+MILE_KM = 1.609344
+REJECT_COLUMNS = {"file": pl.String, "row": pl.Int64, "column": pl.String, "value": pl.String, "reason": pl.String}
+
+
+@dataclass(frozen=True)
+class Rule:
+    column: str  # canonical column it fills
+    kind: str  # "number" | "bool"
+    low: float | None = None
+    high: float | None = None
+    reason: str = ""
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("power_kw", "number", -100_000, 100_000, "power must be between -100 MW and 100 MW"),
+    Rule("energy_kwh", "number", 0, 1e12, "the energy meter must be zero or positive"),
+    Rule("energy_added_kwh", "number", 0, 1e6, "energy added must be zero or positive"),
+    Rule("soc_pct", "number", 0, 100, "state of charge must be between 0 and 100 %"),
+    Rule("range_km", "number", 0, 10_000, "range must be between 0 and 10 000 km"),
+    Rule("odometer_km", "number", 0, 1e8, "the odometer must be zero or positive"),
+    Rule("latitude", "number", -90, 90, "latitude must be between -90 and 90"),
+    Rule("longitude", "number", -180, 180, "longitude must be between -180 and 180"),
+    Rule("is_charging", "bool", reason="is_charging must be true/false, 1/0 or yes/no"),
+    Rule("is_plugged_in", "bool", reason="is_plugged_in must be true/false, 1/0 or yes/no"),
+)
+RULES_BY_COLUMN = {r.column: r for r in RULES}
+
+# Source columns in other units: canonical column -> (source column, factor).
+UNIT_VARIANTS = {
+    "power_kw": ("power_w", 0.001),
+    "energy_kwh": ("energy_wh", 0.001),
+    "range_km": ("range_mi", MILE_KM),
+    "odometer_km": ("odometer_mi", MILE_KM),
+}
+
+
+def is_null_text(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | expr.cast(pl.String).str.strip_chars().str.to_lowercase().is_in(NULL_TOKENS)
+
+
+def parse_number(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype.is_numeric():
+        return expr.cast(pl.Float64).fill_nan(None)
+    text = expr.cast(pl.String).str.strip_chars()
+    return pl.when(is_null_text(expr)).then(None).otherwise(text.cast(pl.Float64, strict=False)).fill_nan(None)
+
+
+def parse_bool(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    if dtype == pl.Boolean:
+        return expr
+    text = expr.cast(pl.String).str.strip_chars().str.to_lowercase()
+    return pl.when(text.is_in(TRUE_TOKENS)).then(True).when(text.is_in(FALSE_TOKENS)).then(False).otherwise(None)
+
+
+def check_entity_id(expr: pl.Expr) -> pl.Expr:
+    """True where an entity id is 1..128 printable characters."""
+    return expr.is_not_null() & expr.str.len_chars().is_between(1, 128) & ~expr.str.contains(r"[\x00-\x1f\x7f]")
+
+
+def reject_frame(rows: list[dict] | None = None) -> pl.DataFrame:
+    return pl.DataFrame(rows or [], schema=REJECT_COLUMNS)
+
+
+def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+    """Parse every mapped value column; return the parsed columns and one rejects frame per failing rule.
+
+    `source` maps a canonical column to (source column in df, unit factor). `df` must hold `__row`.
+    """
+    parsed, problems = [], []
+    for canonical, (column, factor) in source.items():
+        rule = RULES_BY_COLUMN[canonical]
+        raw = pl.col(column)
+        dtype = df.schema[column]
+        if rule.kind == "number":
+            value = parse_number(raw, dtype) * factor
+            bad_parse = value.is_null() & ~is_null_text(raw)
+            out_of_range = value.is_not_null() & ~value.is_between(rule.low, rule.high)
+            problems.append(_problems(df, column, bad_parse, "not a number"))
+            problems.append(_problems(df, column, out_of_range, rule.reason))
+        else:
+            value = parse_bool(raw, dtype)
+            bad_parse = value.is_null() & ~is_null_text(raw)
+            problems.append(_problems(df, column, bad_parse, rule.reason))
+        parsed.append(value.alias(canonical))
+    return df.select(pl.col("__row"), *parsed), problems
+
+
+def _problems(df: pl.DataFrame, column: str, mask: pl.Expr, reason: str) -> pl.DataFrame:
+    return df.filter(mask).select(
+        pl.col("__row").alias("row"),
+        pl.lit(column).alias("column"),
+        pl.col(column).cast(pl.String).alias("value"),
+        pl.lit(reason).alias("reason"),
+    )
+
+
+def require_columns(columns: list[str], needed: list[str], what: str) -> None:
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise InputError(
+            f"This {what} has no column {', '.join(missing)}; found {', '.join(columns[:20]) or 'no columns'}. "
+            "Rename the columns or choose the format and column mapping explicitly."
+        )

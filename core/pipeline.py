@@ -1,0 +1,319 @@
+"""The one place that runs import -> detect -> match -> store, each step in one transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from core import locations as locations_mod
+from core.detect import DetectParams, detect_sessions
+from core.errors import InputError, NotFound
+from core.features import CAPTURE, capture_refusal, check_feature_name
+from core.importers import ImportOptions, ParsedFile, parse_file
+from core.importers.rules import reject_frame
+from core.schema import READING_VALUE_COLUMNS, READINGS_SCHEMA, conform
+from core.store import Store
+
+
+@dataclass
+class ImportSummary:
+    name: str
+    read: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+    rejected: int = 0
+    ambiguous: int = 0
+    nonexistent: int = 0
+    import_id: str = ""
+    rejects: pl.DataFrame = field(default_factory=reject_frame)
+
+    def line(self) -> str:
+        text = (
+            f"{self.name}: read {self.read}, stored {self.stored}, duplicate {self.duplicate}, "
+            f"conflict {self.conflict}, rejected {self.rejected}"
+        )
+        if self.ambiguous or self.nonexistent:
+            text += f"; local times: ambiguous {self.ambiguous}, nonexistent {self.nonexistent}"
+        return text
+
+
+def ingest_file(store: Store, path: Path, options: ImportOptions, name: str | None = None) -> ImportSummary:
+    """Validate one file, then land it whole in one transaction and recompute the touched sessions."""
+    parsed = parse_file(path, options, name)
+    if parsed.readings.height == 0 and parsed.sessions.height == 0:
+        first = parsed.rejects.head(3).select(pl.format("row {}: {}", "row", "reason")).to_series().to_list()
+        raise InputError(
+            f"{parsed.name} has no usable row ({'; '.join(first) or 'no rows'}); fix the file and import it again."
+        )
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.glob("**/*.parquet"))
+    return land(store, parsed, size=size, digest=_sha256(path))
+
+
+def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None) -> ImportSummary:
+    """Write one validated file in one transaction: readings, import record, rejects, features, sessions."""
+    with store.transaction() as tx:
+        summary = _land(tx, parsed)
+        summary.import_id = str(uuid.uuid4())
+        tx.execute(
+            "INSERT INTO imports (import_id, file_name, size_bytes, sha256, format, rows_read, stored, duplicate, "
+            "conflict, rejected, ambiguous, nonexistent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                summary.import_id,
+                parsed.name,
+                size,
+                digest,
+                parsed.format,
+                summary.read,
+                summary.stored,
+                summary.duplicate,
+                summary.conflict,
+                summary.rejected,
+                summary.ambiguous,
+                summary.nonexistent,
+            ],
+        )
+        rejects = summary.rejects.with_columns(import_id=pl.lit(summary.import_id))  # noqa: F841
+        tx.execute('INSERT INTO rejects SELECT import_id, file, "row", "column", value, reason FROM rejects')
+        touched = parsed.readings.get_column("entity_id").unique().sort().to_list()
+        _enable_compatible(tx, touched)
+        _recompute(tx, touched, DetectParams.from_settings(store.settings()))
+    return summary
+
+
+def _land(tx: duckdb.DuckDBPyConnection, parsed: ParsedFile) -> ImportSummary:
+    Store.upsert_entities(tx, parsed.entities)
+    incoming = parsed.readings.with_row_index("__order")
+    first = incoming.unique(["entity_id", "ts"], keep="first", maintain_order=True)
+    repeats = incoming.join(first.select("__order"), on="__order", how="anti")
+    # Readings already stored win; one that differs from the stored (or earlier) value is a conflict.
+    same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in READING_VALUE_COLUMNS)
+    staged = first  # noqa: F841 (read by DuckDB's replacement scan)
+    existing = tx.sql(
+        f"SELECT n.__order, ({same}) AS same FROM staged n JOIN readings o ON o.entity_id = n.entity_id AND o.ts = n.ts"
+    ).pl()
+    in_file = repeats.join(
+        first.select("entity_id", "ts", *[pl.col(c).alias(f"{c}__first") for c in READING_VALUE_COLUMNS]),
+        on=["entity_id", "ts"],
+    )
+    in_file_same = (
+        pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}__first")) for c in READING_VALUE_COLUMNS])
+        if in_file.height
+        else pl.lit(True)
+    )
+    in_file = in_file.with_columns(same=in_file_same)
+    new = conform(first.join(existing.select("__order"), on="__order", how="anti"), READINGS_SCHEMA)
+    tx.execute(f"INSERT INTO readings ({', '.join(READINGS_SCHEMA.names())}) SELECT * FROM new")
+    tx.execute(
+        "UPDATE entities SET last_seen = greatest(coalesce(last_seen, m), m) FROM "
+        "(SELECT entity_id AS id, max(ts) AS m FROM new GROUP BY entity_id) WHERE entity_id = id"
+    )
+    conflict_orders = pl.concat(
+        [existing.filter(~pl.col("same")).select("__order"), in_file.filter(~pl.col("same")).select("__order")]
+    )
+    conflicts = incoming.join(conflict_orders, on="__order").select(
+        pl.lit(parsed.name).alias("file"),
+        pl.lit(None, pl.Int64).alias("row"),
+        pl.lit("ts").alias("column"),
+        pl.format("{} {}", "entity_id", pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).alias("value"),
+        pl.lit("conflict: a different reading for this entity and time is already stored; kept the stored one").alias(
+            "reason"
+        ),
+    )
+    stored = new.height
+    conflict = conflict_orders.height
+    duplicate = incoming.height - stored - conflict
+    rejects = pl.concat([parsed.rejects, conflicts])
+    return ImportSummary(
+        name=parsed.name,
+        read=stored + duplicate + conflict + parsed.rejects.get_column("row").n_unique(),
+        stored=stored,
+        duplicate=duplicate,
+        conflict=conflict,
+        rejected=parsed.rejects.get_column("row").n_unique(),
+        ambiguous=parsed.ambiguous,
+        nonexistent=parsed.nonexistent,
+        rejects=rejects,
+    )
+
+
+def _enable_compatible(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str]) -> None:
+    """At import, an entity without a feature row gets capture switched on when its data allows it."""
+    if not entity_ids:
+        return
+    rows = tx.sql(
+        "SELECT e.entity_id, e.entity_type, e.battery_capacity_kwh, count(r.power_kw) > 0, count(r.energy_kwh) > 0, "
+        "count(r.soc_pct) > 0 FROM entities e LEFT JOIN readings r USING (entity_id) "
+        "WHERE e.entity_id IN (SELECT unnest(?)) AND e.entity_id NOT IN "
+        "(SELECT entity_id FROM features WHERE feature = ?) GROUP BY ALL",
+        params=[list(entity_ids), CAPTURE],
+    ).fetchall()
+    for entity_id, entity_type, capacity, has_power, has_meter, has_soc in rows:
+        refusal = capture_refusal(
+            entity_id, entity_type, has_power=has_power, has_meter=has_meter, has_soc=has_soc, capacity_kwh=capacity
+        )
+        tx.execute("INSERT INTO features VALUES (?, ?, ?)", [entity_id, CAPTURE, refusal is None])
+
+
+def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params: DetectParams) -> int:
+    """Replace the detected sessions of these entities (only those with capture on get any) and re-match them."""
+    if not entity_ids:
+        return 0
+    enabled = [
+        r[0]
+        for r in tx.execute(
+            "SELECT entity_id FROM features WHERE feature = ? AND enabled AND entity_id IN (SELECT unnest(?))",
+            [CAPTURE, list(entity_ids)],
+        ).fetchall()
+    ]
+    cols = ", ".join(READINGS_SCHEMA.names())
+    readings = tx.sql(
+        f"SELECT {cols} FROM readings WHERE entity_id IN (SELECT unnest(?)) ORDER BY entity_id, ts",
+        params=[enabled],
+    ).pl()
+    sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params)
+    # Until tariffs price sessions, all energy counts in band t1 (API.md: with no bands, t1 = total).
+    sessions = sessions.with_columns(
+        energy_t1_kwh=pl.col("energy_kwh"), energy_t2_kwh=0.0, energy_t3_kwh=0.0, energy_t4_kwh=0.0
+    )
+    Store.replace_detected_sessions(tx, entity_ids, sessions)
+    _rematch(tx, entity_ids)
+    return sessions.height
+
+
+def _rematch(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None = None) -> None:
+    scope = "WHERE entity_id IN (SELECT unnest(?))" if entity_ids is not None else ""
+    params = [list(entity_ids)] if entity_ids is not None else []
+    sessions = tx.sql(
+        f"SELECT s.session_id, s.entity_id, coalesce(s.latitude, e.latitude) AS latitude, "
+        f"coalesce(s.longitude, e.longitude) AS longitude FROM sessions s JOIN entities e USING (entity_id) {scope}",
+        params=params or None,
+    ).pl()
+    locations = tx.sql("SELECT location_id, entity_id, label, latitude, longitude, radius_m FROM locations").pl()
+    matches = locations_mod.match_sessions(sessions, locations)  # noqa: F841
+    tx.execute(f"DELETE FROM session_locations WHERE session_id IN (SELECT session_id FROM sessions {scope})", params)
+    tx.execute("INSERT INTO session_locations SELECT session_id, location_id, accuracy FROM matches")
+
+
+def detect(store: Store, params: DetectParams, entity_ids: Sequence[str] | None = None) -> int:
+    """Recompute detected sessions (all entities, or these) with these parameters; returns the session count."""
+    with store.transaction() as tx:
+        ids = entity_ids or [r[0] for r in tx.execute("SELECT entity_id FROM entities").fetchall()]
+        return _recompute(tx, ids, params)
+
+
+def set_feature(store: Store, entity_id: str, feature: str, enabled: bool) -> list[dict]:
+    """Switch a feature; activation runs the compatibility check. Returns the entity's features afterwards."""
+    check_feature_name(feature)
+    entity = store.entity(entity_id)
+    if entity is None:
+        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+    if enabled:
+        profile = store.data_profile([entity_id])
+        row = (
+            profile.row(0, named=True) if profile.height else {"has_power": False, "has_meter": False, "has_soc": False}
+        )
+        refusal = capture_refusal(
+            entity_id,
+            entity["entity_type"],
+            has_power=row["has_power"],
+            has_meter=row["has_meter"],
+            has_soc=row["has_soc"],
+            capacity_kwh=entity["battery_capacity_kwh"],
+        )
+        if refusal:
+            raise refusal
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO features VALUES (?, ?, ?) ON CONFLICT (entity_id, feature) DO UPDATE SET enabled = "
+            "excluded.enabled",
+            [entity_id, feature, enabled],
+        )
+        if enabled != bool(entity["capture_sessions"]):
+            _recompute(tx, [entity_id], DetectParams.from_settings(store.settings()))
+    return [{"feature": feature, "enabled": enabled}]
+
+
+def add_location(
+    store: Store, label: str, latitude: float, longitude: float, radius_m: float = 150, entity_id: str | None = None
+) -> str:
+    location = locations_mod.validate_location(label, latitude, longitude, radius_m)
+    if entity_id is not None and store.entity(entity_id) is None:
+        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+    location_id = str(uuid.uuid4())
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO locations (location_id, entity_id, label, latitude, longitude, radius_m) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                location_id,
+                entity_id,
+                location["label"],
+                location["latitude"],
+                location["longitude"],
+                location["radius_m"],
+            ],
+        )
+        _rematch(tx)
+    return location_id
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(path.glob("**/*.parquet"))
+    for file in files:
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_demo(store: Store, seed: int = 1) -> ImportSummary:
+    """Load the demo fleet through the same landing path as a file, with its locations, tariff and settings."""
+    from core import demo
+
+    fleet = demo.generate(seed)
+    parsed = ParsedFile(
+        name=f"demo fleet (seed {seed})",
+        format="demo",
+        rows_read=fleet.readings.height,
+        readings=fleet.readings,
+        entities=fleet.entities,
+    )
+    with store.transaction() as tx:
+        Store.upsert_entities(tx, fleet.entities)
+        for loc in fleet.locations:
+            exists = tx.execute(
+                "SELECT count(*) FROM locations WHERE label = ? AND entity_id IS NOT DISTINCT FROM ?",
+                [loc["label"], loc["entity_id"]],
+            ).fetchall()[0][0]
+            if not exists:
+                tx.execute(
+                    "INSERT INTO locations (location_id, entity_id, label, latitude, longitude, radius_m) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        str(uuid.uuid4()),
+                        loc["entity_id"],
+                        loc["label"],
+                        loc["latitude"],
+                        loc["longitude"],
+                        loc["radius_m"],
+                    ],
+                )
+        tariff = fleet.tariff
+        tx.execute(
+            "INSERT INTO tariffs (name, body) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [tariff["name"], json.dumps(tariff)],
+        )
+        tx.execute("INSERT INTO tariff_assignments VALUES (?, 'default', '') ON CONFLICT DO NOTHING", [tariff["name"]])
+        tx.execute(
+            "INSERT INTO settings VALUES ('display_timezone', ?) ON CONFLICT DO NOTHING", [fleet.display_timezone]
+        )
+    return land(store, parsed)

@@ -1,0 +1,62 @@
+"""Shared fixtures: a real DuckDB file per test, the CLI as a subprocess, free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "chargelens.duckdb"
+
+
+@pytest.fixture
+def store(db_path: Path):
+    db = Store.open(db_path)
+    yield db
+    db.close()
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(db_path: Path):
+    """Run `python -m core --db <tmp db> ...` in a subprocess, as a user would."""
+
+    def run(*args: str, stdin: str | None = None, db: Path | None = None, cwd: Path | None = None) -> Run:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_")}
+        proc = subprocess.run(
+            [sys.executable, "-m", "core", "--db", str(db or db_path), *args],
+            capture_output=True, text=True, input=stdin, env=env, cwd=cwd or ROOT, timeout=300,
+        )  # fmt: skip
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text

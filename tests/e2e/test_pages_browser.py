@@ -1,0 +1,47 @@
+"""Every page opened by its URL in real Chromium against the real server: title, sidebar, no exception."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Server, shot
+
+pytestmark = pytest.mark.e2e
+
+PAGES = {"": "Overview", "import": "Import", "sessions": "Sessions", "timeline": "Timeline", "costs": "Costs",
+         "locations": "Locations", "entities": "Entities"}  # fmt: skip
+
+
+def assert_page(page, title: str) -> None:
+    expect(page.get_by_role("heading", name=title, level=1)).to_be_visible(timeout=30_000)
+    expect(page).to_have_title(title, timeout=10_000)
+    expect(page.locator('[data-testid="stSidebarNav"]')).to_be_visible()
+    for name in PAGES.values():
+        expect(page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True)).to_be_visible()
+    page.wait_for_timeout(500)  # let late elements settle before looking for exceptions
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def test_deep_link_on_fresh_server_gets_app_navigation(tmp_path, page):
+    server = Server(tmp_path / "fresh.duckdb")
+    try:
+        page.goto(f"{server.url}/sessions")
+        assert_page(page, "Sessions")
+        expect(page.get_by_text("No sessions match.")).to_be_visible()
+        shot(page, "fresh-sessions-empty")
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path", list(PAGES))
+def test_every_page_by_url_on_demo_data(demo_server, page, path):
+    page.goto(f"{demo_server.url}/{path}")
+    assert_page(page, PAGES[path])
+    if path in ("", "sessions", "timeline"):
+        expect(page.locator('[data-testid="stPlotlyChart"], [data-testid="stDataFrame"]').first).to_be_visible(
+            timeout=30_000
+        )
+    page.wait_for_timeout(1000)
+    shot(page, f"demo-{path or 'overview'}")
+    assert not page.dialogs

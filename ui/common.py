@@ -1,0 +1,49 @@
+"""Shared page plumbing: the store, errors shown as sentences, empty states, KPI cards."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import streamlit as st
+
+from core.errors import ChargeLensError
+from core.settings import database_path
+from core.store import Store
+
+
+def store() -> Store:
+    """The process's store; when it cannot be opened the page says why and stops."""
+    try:
+        return Store.open(database_path())
+    except ChargeLensError as exc:
+        st.error(exc.detail)
+        st.stop()
+
+
+@contextlib.contextmanager
+def shown_errors():
+    """Show a refused action as one sentence instead of a traceback."""
+    try:
+        yield
+    except ChargeLensError as exc:
+        st.error(f"{exc.title}: {exc.detail}" if exc.title not in ("BadRequest", "ValidationError") else exc.detail)
+
+
+def empty_state(message: str, hint: str | None = None) -> None:
+    st.info(message + (f"\n\n{hint}" if hint else ""), icon=":material/info:")
+
+
+@dataclass(frozen=True)
+class Kpi:
+    label: str
+    key: str
+    fmt: str = "{:,.0f}"
+    help: str | None = None
+
+
+def kpi_row(cards: Sequence[Kpi], values: dict) -> None:
+    for column, card in zip(st.columns(len(cards)), cards, strict=True):
+        value = values.get(card.key)
+        column.metric(card.label, "–" if value is None else card.fmt.format(value), help=card.help)
