@@ -40,14 +40,28 @@ def detect_sessions(readings: pl.DataFrame, params: DetectParams = DetectParams(
         __unplugged=(pl.col("is_plugged_in") == False).fill_null(False).cum_sum().over(by),  # noqa: E712
         __last_ts=pl.col("ts").max().over(by),
     )
-    # Charging readings open a new session after a long pause, an unplug or a data gap.
+    # A pause runs from the first reading without charging to the next charging reading; sparse charging
+    # readings with none in between are not a pause. A long pause or an unplug opens a new session.
+    df = df.with_columns(
+        __off_start=pl.when(~pl.col("__charging") & pl.col("__charging").shift(1).over(by).fill_null(True))
+        .then(pl.col("ts"))
+        .when(~pl.col("__charging"))
+        .then(None)
+        .forward_fill()
+        .over(by),
+    )
+    df = df.with_columns(
+        __pause=pl.when(~pl.col("__charging").shift(1).over(by).fill_null(True))
+        .then(pl.col("ts") - pl.col("__off_start").shift(1).over(by))
+        .otherwise(pl.duration(seconds=0))
+    )
     on = df.filter("__charging").with_columns(
         __prev_ts=pl.col("ts").shift(1).over(by),
         __prev_unplugged=pl.col("__unplugged").shift(1).over(by),
     )
     new = (
         pl.col("__prev_ts").is_null()
-        | (pl.col("ts") - pl.col("__prev_ts") > pause)
+        | (pl.col("__pause") > pause)
         | (pl.col("__unplugged") != pl.col("__prev_unplugged"))
     )
     on = on.with_columns(__session=new.cum_sum().over(by))

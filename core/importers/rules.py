@@ -38,7 +38,8 @@ RULES: tuple[Rule, ...] = (
 )
 RULES_BY_COLUMN = {r.column: r for r in RULES}
 
-# Source columns in other units: canonical column -> (source column, factor).
+# Source columns in other units: canonical column -> (source column, factor). Converted values are rounded
+# to 9 decimals so that 1000617 Wh is 1000.617 kWh, not 1000.6170000000001 (float noise of the factor).
 UNIT_VARIANTS = {
     "power_kw": ("power_w", 0.001),
     "energy_kwh": ("energy_wh", 0.001),
@@ -85,7 +86,8 @@ def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tupl
         raw = pl.col(column)
         dtype = df.schema[column]
         if rule.kind == "number":
-            value = parse_number(raw, dtype) * factor
+            value = parse_number(raw, dtype)
+            value = value if factor == 1.0 else (value * factor).round(9)
             bad_parse = value.is_null() & ~is_null_text(raw)
             out_of_range = value.is_not_null() & ~value.is_between(rule.low, rule.high)
             problems.append(_problems(df, column, bad_parse, "not a number"))

@@ -45,3 +45,21 @@ def test_every_page_by_url_on_demo_data(demo_server, page, path):
     page.wait_for_timeout(1000)
     shot(page, f"demo-{path or 'overview'}")
     assert not page.dialogs
+
+
+def test_second_serve_and_cli_write_while_serving_get_one_sentence(demo_server, cli, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("entity_id,ts,power_kw\nev,2025-02-01T10:00:00Z,1\n")
+    for args in (("ingest", str(path)), ("serve", "--port", "1")):
+        result = cli(*args, db=demo_server.db)
+        assert result.code == 2
+        assert demo_server.url in result.err and len(result.err.strip().splitlines()) == 1
+        assert "Traceback" not in result.err
+
+
+def test_health_on_the_real_server(demo_server):
+    import httpx
+
+    reply = httpx.get(f"{demo_server.url}/api/health")
+    assert reply.status_code == 200 and reply.json()["status"] == "ok"
+    assert reply.json()["database"]["file"] == "chargelens.duckdb"

@@ -1,0 +1,134 @@
+"""The command line as a user runs it: exit codes, one-line errors, the ingest -> export slice."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from core.schema import EXPORT_COLUMNS, EXPORT_POSITION_COLUMNS, EXPORT_WIDE_COLUMNS
+from tests.conftest import assert_no_traceback
+
+SLICE = """entity_id,ts,power_kw,latitude,longitude,is_plugged_in
+=HYPERLINK("x"),2025-02-03T18:00:00Z,0,50.812345,4.412345,true
+=HYPERLINK("x"),2025-02-03T18:05:00Z,6,50.812345,4.412345,true
+=HYPERLINK("x"),2025-02-03T18:35:00Z,6,50.812345,4.412345,true
+=HYPERLINK("x"),2025-02-03T19:05:00Z,6,50.812345,4.412345,true
+=HYPERLINK("x"),2025-02-03T19:10:00Z,0,50.812345,4.412345,false
+"""
+
+
+@pytest.fixture
+def sliced(cli, tmp_path):
+    path = tmp_path / "slice.csv"
+    path.write_text(SLICE)
+    result = cli("ingest", str(path))
+    assert result.code == 0, result.err
+    return result
+
+
+def test_ingest_then_export_csv_slice(sliced, cli):
+    assert sliced.out == "slice.csv: read 5, stored 5, duplicate 0, conflict 0, rejected 0\n"
+    out = cli("sessions", "export", "--format", "csv")
+    assert out.code == 0
+    rows = list(csv.reader(io.StringIO(out.out)))
+    assert rows[0] == EXPORT_COLUMNS
+    record = dict(zip(rows[0], rows[1], strict=True))
+    assert record["entity_id"] == '\'=HYPERLINK("x")'  # neutralised for spreadsheets
+    assert (record["start_utc"], record["end_utc"], record["duration_min"]) == (
+        "2025-02-03T18:05:00Z", "2025-02-03T19:05:00Z", "60.0",
+    )  # fmt: skip
+    assert (record["energy_kwh"], record["energy_t1_kwh"], record["method"]) == ("6.5", "6.5", "power")
+    assert (record["cost_total"], record["currency"]) == ("", "")
+    assert "50.81" not in out.out and "4.41" not in out.out  # no positions by default
+
+
+def test_export_positions_only_when_allowed(sliced, cli):
+    refused = cli("sessions", "export", "--exact-locations")
+    assert refused.code == 2 and "exact_locations" in refused.err and refused.err.count("\n") == 1
+    rounded = cli("sessions", "export", "--round-locations", "2", "--wide")
+    header = rounded.out.splitlines()[0].split(",")
+    assert header == EXPORT_COLUMNS + EXPORT_POSITION_COLUMNS + EXPORT_WIDE_COLUMNS
+    assert ",50.81,4.41," in rounded.out
+    assert cli("sessions", "export", "--round-locations", "4").code == 2
+    assert cli("settings", "set", "exact_locations", "true").code == 0
+    exact = cli("sessions", "export", "--exact-locations", "--format", "json")
+    assert json.loads(exact.out)["data"][0]["data"]["location"]["latitude"] == 50.812345
+
+
+def test_export_json_has_the_api_shape(sliced, cli):
+    data = json.loads(cli("sessions", "export", "--format", "json").out)["data"]
+    assert data[0]["entityId"] == '=HYPERLINK("x")'
+    assert data[0]["data"]["charge"]["total"] == {"t1": 6.5, "t2": 0.0, "t3": 0.0, "t4": 0.0, "total": 6.5,
+                                                  "unit": "kWh"}  # fmt: skip
+    assert "location" not in data[0]["data"]
+
+
+def test_export_filters_and_out_file(sliced, cli, tmp_path):
+    out = tmp_path / "s.parquet"
+    assert cli("sessions", "export", "--format", "parquet", "--out", str(out)).code == 0
+    import polars as pl
+
+    assert pl.read_parquet(out).columns == EXPORT_COLUMNS
+    empty = cli("sessions", "export", "--start", "2025-02-04", "--end", "2025-02-05")
+    assert empty.out.splitlines() == [",".join(EXPORT_COLUMNS)]
+    bad = cli("sessions", "export", "--start", "yesterday")
+    assert bad.code == 2 and "ISO 8601" in bad.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "/nonexistent/file.csv"), "does not exist"),
+        (("features", "set", "nobody", "CaptureChargeSessions", "on"), "no entity 'nobody'"),
+        (("settings", "set", "display_timezone", "Mars/Base"), "time zone"),
+        (("tariffs", "list"), "not available in this version"),
+        (("sessions", "export", "--format", "pdf"), "invalid choice"),
+        (("locations", "add", "--label", "", "--lat", "91", "--lon", "0"), "latitude must be"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cli, args, message):
+    result = cli(*args)
+    assert result.code == 2
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert_no_traceback(result.err)
+
+
+def test_refused_file_exits_2_and_writes_nothing(cli, tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("entity_id,ts,power_kw\nev,yesterday,1\n")
+    result = cli("ingest", str(path))
+    assert result.code == 2 and "no usable row" in result.err
+    assert cli("entities", "list").out.strip() == "(none)"
+
+
+def test_rejects_file(cli, tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("entity_id,ts,power_kw,soc_pct\nev,2025-02-01T10:00:00Z,1,50\nev,2025-02-01T10:01:00Z,1,150\n")
+    rejects = tmp_path / "rejects.csv"
+    result = cli("ingest", str(path), "--rejects", str(rejects))
+    assert result.out == "r.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1\n"
+    assert rejects.read_text() == (
+        "file,row,column,value,reason\nr.csv,3,soc_pct,150,state of charge must be between 0 and 100 %\n"
+    )
+
+
+def test_several_files_print_a_total_line(cli, tmp_path):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("entity_id,ts,power_kw\nev,2025-02-01T10:00:00Z,1\n")
+    b.write_text("entity_id,ts,power_kw\nev,2025-02-01T10:00:00Z,1\nev,2025-02-01T10:01:00Z,2\n")
+    result = cli("ingest", str(a), str(b))
+    assert result.out.splitlines()[-1] == "total: read 3, stored 2, duplicate 1, conflict 0, rejected 0"
+
+
+def test_features_and_settings_round_trip(sliced, cli):
+    assert cli("features", "set", '=HYPERLINK("x")', "CaptureChargeSessions", "off").code == 0
+    assert cli("sessions", "export").out.count("\n") == 1  # detected sessions hidden while capture is off
+    assert cli("features", "set", '=HYPERLINK("x")', "CaptureChargeSessions", "on").code == 0
+    assert cli("sessions", "export").out.count("\n") == 2
+    unknown = cli("features", "set", '=HYPERLINK("x")', "Teleport", "on")
+    assert unknown.code == 2 and "Unknown feature" in unknown.err
+    assert "max_pause_min" in cli("settings", "list").out
