@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     e_cap = entities.add_parser("set-capacity")
     e_cap.add_argument("entity")
     e_cap.add_argument("kwh", type=float)
-    e_cap.set_defaults(run=not_yet("entities set-capacity"))
+    e_cap.set_defaults(run=cmd_entities_set_capacity)
 
     features = commands.add_parser("features", help="switch entity features").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -80,10 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     l_list = locations.add_parser("list")
     l_list.add_argument("--json", action="store_true")
     l_list.set_defaults(run=cmd_locations_list)
-    for name in ("update", "delete", "suggest"):
-        sub = locations.add_parser(name)
-        sub.add_argument("rest", nargs=argparse.REMAINDER)
-        sub.set_defaults(run=not_yet(f"locations {name}"))
+    l_update = locations.add_parser("update")
+    l_update.add_argument("id")
+    l_update.add_argument("--label")
+    l_update.add_argument("--lat", type=float)
+    l_update.add_argument("--lon", type=float)
+    l_update.add_argument("--radius", type=float)
+    l_update.set_defaults(run=cmd_locations_update)
+    l_delete = locations.add_parser("delete")
+    l_delete.add_argument("id")
+    l_delete.set_defaults(run=cmd_locations_delete)
+    l_suggest = locations.add_parser("suggest")
+    l_suggest.add_argument("rest", nargs=argparse.REMAINDER)
+    l_suggest.set_defaults(run=not_yet("locations suggest"))
 
     sessions = commands.add_parser("sessions", help="detect and export charge sessions").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -312,6 +321,32 @@ def cmd_locations_add(args) -> int:
     from core.pipeline import add_location
 
     print(add_location(_store(args), args.label, args.lat, args.lon, args.radius, args.entity))
+    return EXIT_OK
+
+
+def cmd_entities_set_capacity(args) -> int:
+    from core.pipeline import set_capacity
+
+    print(f"{args.entity}: battery capacity {set_capacity(_store(args), args.entity, args.kwh)} kWh")
+    return EXIT_OK
+
+
+def cmd_locations_update(args) -> int:
+    from core.pipeline import update_location
+
+    location = update_location(
+        _store(args), args.id, label=args.label, latitude=args.lat, longitude=args.lon, radius_m=args.radius
+    )
+    print(f"{location['location_id']}: {location['label']} ({location['latitude']}, {location['longitude']}), "
+          f"radius {location['radius_m']} m")  # fmt: skip
+    return EXIT_OK
+
+
+def cmd_locations_delete(args) -> int:
+    from core.pipeline import delete_location
+
+    delete_location(_store(args), args.id)
+    print(f"{args.id} deleted")
     return EXIT_OK
 
 

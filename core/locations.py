@@ -15,7 +15,7 @@ EARTH_RADIUS_M = 6_371_008.8
 MATCH_COLUMNS = {"session_id": pl.String, "location_id": pl.String, "accuracy": pl.Float64}
 
 
-def validate_location(label: str, latitude: float, longitude: float, radius_m: float | None) -> dict:
+def validate_location(label: str, latitude: float, longitude: float, radius_m: float | None = None) -> dict:
     """A location's fields checked against API.md's limits; InputError lists every field that fails."""
     errors = {}
     label = (label or "").strip()

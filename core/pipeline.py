@@ -60,8 +60,7 @@ def ingest_file(store: Store, path: Path, options: ImportOptions, name: str | No
 def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None) -> ImportSummary:
     """Write one validated file in one transaction: readings, import record, rejects, features, sessions."""
     with store.transaction() as tx:
-        summary = _land(tx, parsed)
-        summary.import_id = str(uuid.uuid4())
+        summary = _land(tx, parsed, str(uuid.uuid4()))
         tx.execute(
             "INSERT INTO imports (import_id, file_name, size_bytes, sha256, format, rows_read, stored, duplicate, "
             "conflict, rejected, ambiguous, nonexistent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -85,62 +84,90 @@ def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str 
         touched = parsed.readings.get_column("entity_id").unique().sort().to_list()
         _enable_compatible(tx, touched)
         _recompute(tx, touched, DetectParams.from_settings(store.settings()))
+        if parsed.sessions.height:
+            _rematch(tx, parsed.sessions.get_column("entity_id").unique().to_list())
     return summary
 
 
-def _land(tx: duckdb.DuckDBPyConnection, parsed: ParsedFile) -> ImportSummary:
-    Store.upsert_entities(tx, parsed.entities)
-    incoming = parsed.readings.with_row_index("__order")
-    first = incoming.unique(["entity_id", "ts"], keep="first", maintain_order=True)
+@dataclass(frozen=True)
+class _Merge:
+    """How rows of one kind merge into their table: unique key, compared values, conflict wording."""
+
+    table: str
+    key: tuple[str, ...]
+    values: tuple[str, ...]
+    what: str
+
+
+_READINGS = _Merge("readings", ("entity_id", "ts"), tuple(READING_VALUE_COLUMNS), "reading for this entity and time")
+_SESSIONS = _Merge(
+    "sessions", ("session_id",), ("entity_id", "end_utc", "energy_kwh", "soc_start_pct", "soc_end_pct"),
+    "session with this entity and start",
+)  # fmt: skip
+
+
+def _merge(tx: duckdb.DuckDBPyConnection, incoming: pl.DataFrame, how: _Merge, file: str):
+    """Split rows into new, duplicate (same as stored or earlier in the file) and conflict (different)."""
+    incoming = incoming.with_row_index("__order")
+    first = incoming.unique(list(how.key), keep="first", maintain_order=True)
     repeats = incoming.join(first.select("__order"), on="__order", how="anti")
-    # Readings already stored win; one that differs from the stored (or earlier) value is a conflict.
-    same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in READING_VALUE_COLUMNS)
-    staged = first  # noqa: F841 (read by DuckDB's replacement scan)
-    existing = tx.sql(
-        f"SELECT n.__order, ({same}) AS same FROM staged n JOIN readings o ON o.entity_id = n.entity_id AND o.ts = n.ts"
-    ).pl()
-    in_file = repeats.join(
-        first.select("entity_id", "ts", *[pl.col(c).alias(f"{c}__first") for c in READING_VALUE_COLUMNS]),
-        on=["entity_id", "ts"],
+    same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in how.values)
+    on = " AND ".join(f"o.{c} = n.{c}" for c in how.key)
+    staged = first.select("__order", *how.key, *how.values)  # noqa: F841 (read by DuckDB's replacement scan)
+    existing = tx.sql(f"SELECT n.__order, ({same}) AS same FROM staged n JOIN {how.table} o ON {on}").pl()
+    earlier = first.select(*how.key, *[pl.col(c).alias(f"{c}__first") for c in how.values])
+    in_file = repeats.join(earlier, on=list(how.key)).select(
+        "__order", pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}__first")) for c in how.values]).alias("same")
     )
-    in_file_same = (
-        pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}__first")) for c in READING_VALUE_COLUMNS])
-        if in_file.height
-        else pl.lit(True)
-    )
-    in_file = in_file.with_columns(same=in_file_same)
-    new = conform(first.join(existing.select("__order"), on="__order", how="anti"), READINGS_SCHEMA)
-    tx.execute(f"INSERT INTO readings ({', '.join(READINGS_SCHEMA.names())}) SELECT * FROM new")
-    tx.execute(
-        "UPDATE entities SET last_seen = greatest(coalesce(last_seen, m), m) FROM "
-        "(SELECT entity_id AS id, max(ts) AS m FROM new GROUP BY entity_id) WHERE entity_id = id"
-    )
-    conflict_orders = pl.concat(
-        [existing.filter(~pl.col("same")).select("__order"), in_file.filter(~pl.col("same")).select("__order")]
-    )
-    conflicts = incoming.join(conflict_orders, on="__order").select(
-        pl.lit(parsed.name).alias("file"),
+    new = first.join(existing.select("__order"), on="__order", how="anti").drop("__order")
+    conflict_orders = pl.concat([existing, in_file.cast({"same": pl.Boolean})]).filter(~pl.col("same"))
+    conflicts = incoming.join(conflict_orders.select("__order"), on="__order").select(
+        pl.lit(file).alias("file"),
         pl.lit(None, pl.Int64).alias("row"),
-        pl.lit("ts").alias("column"),
-        pl.format("{} {}", "entity_id", pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).alias("value"),
-        pl.lit("conflict: a different reading for this entity and time is already stored; kept the stored one").alias(
-            "reason"
-        ),
+        pl.lit(how.key[-1] if how.table == "readings" else "start").alias("column"),
+        pl.format("{} {}", "entity_id", pl.col("ts" if how.table == "readings" else "start_utc").dt.strftime(
+            "%Y-%m-%dT%H:%M:%SZ")).alias("value"),
+        pl.lit(f"conflict: a different {how.what} is already stored; kept the stored one").alias("reason"),
+    )  # fmt: skip
+    duplicate = incoming.height - new.height - conflicts.height
+    return new, duplicate, conflicts
+
+
+def _land(tx: duckdb.DuckDBPyConnection, parsed: ParsedFile, import_id: str) -> ImportSummary:
+    Store.upsert_entities(tx, parsed.entities)
+    readings, dup_r, conflicts_r = _merge(tx, parsed.readings, _READINGS, parsed.name)
+    new = conform(readings, READINGS_SCHEMA)  # noqa: F841
+    tx.execute(f"INSERT INTO readings ({', '.join(READINGS_SCHEMA.names())}) SELECT * FROM new")
+    sessions, dup_s, conflicts_s = _merge(tx, parsed.sessions, _SESSIONS, parsed.name)
+    Store.insert_sessions(tx, _with_bands(sessions).with_columns(import_id=pl.lit(import_id)))
+    tx.execute(
+        "UPDATE entities SET last_seen = greatest(coalesce(last_seen, m), m) FROM (SELECT entity_id AS id, max(ts) "
+        "AS m FROM (SELECT entity_id, ts FROM new UNION ALL SELECT entity_id, end_utc FROM sessions "
+        "WHERE import_id = ?) GROUP BY entity_id) WHERE entity_id = id",
+        [import_id],
     )
-    stored = new.height
-    conflict = conflict_orders.height
-    duplicate = incoming.height - stored - conflict
-    rejects = pl.concat([parsed.rejects, conflicts])
+    rejected = parsed.rejects.get_column("row").n_unique()
+    stored = readings.height + sessions.height
+    conflict = conflicts_r.height + conflicts_s.height
+    duplicate = dup_r + dup_s
     return ImportSummary(
         name=parsed.name,
-        read=stored + duplicate + conflict + parsed.rejects.get_column("row").n_unique(),
+        read=stored + duplicate + conflict + rejected,
         stored=stored,
         duplicate=duplicate,
         conflict=conflict,
-        rejected=parsed.rejects.get_column("row").n_unique(),
+        rejected=rejected,
         ambiguous=parsed.ambiguous,
         nonexistent=parsed.nonexistent,
-        rejects=rejects,
+        import_id=import_id,
+        rejects=pl.concat([parsed.rejects, conflicts_r, conflicts_s]),
+    )
+
+
+def _with_bands(sessions: pl.DataFrame) -> pl.DataFrame:
+    # Until tariffs price sessions, all energy counts in band t1 (API.md: with no bands, t1 = total).
+    return sessions.with_columns(
+        energy_t1_kwh=pl.col("energy_kwh"), energy_t2_kwh=0.0, energy_t3_kwh=0.0, energy_t4_kwh=0.0
     )
 
 
@@ -179,10 +206,7 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
         params=[enabled],
     ).pl()
     sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params)
-    # Until tariffs price sessions, all energy counts in band t1 (API.md: with no bands, t1 = total).
-    sessions = sessions.with_columns(
-        energy_t1_kwh=pl.col("energy_kwh"), energy_t2_kwh=0.0, energy_t3_kwh=0.0, energy_t4_kwh=0.0
-    )
+    sessions = _with_bands(sessions)
     Store.replace_detected_sessions(tx, entity_ids, sessions)
     _rematch(tx, entity_ids)
     return sessions.height
@@ -317,3 +341,44 @@ def load_demo(store: Store, seed: int = 1) -> ImportSummary:
             "INSERT INTO settings VALUES ('display_timezone', ?) ON CONFLICT DO NOTHING", [fleet.display_timezone]
         )
     return land(store, parsed)
+
+
+def set_capacity(store: Store, entity_id: str, kwh: float) -> float:
+    """Set an EV's battery capacity (0 < kWh <= 300) and recompute its sessions."""
+    entity = store.entity(entity_id)
+    if entity is None:
+        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+    if entity["entity_type"] != "EV":
+        raise InputError(f"Battery capacity is for EVs only; '{entity_id}' is a {entity['entity_type']}.")
+    if not (isinstance(kwh, int | float) and 0 < kwh <= 300):
+        raise InputError(f"Battery capacity must be more than 0 and at most 300 kWh, not {kwh}.")
+    with store.transaction() as tx:
+        tx.execute("UPDATE entities SET battery_capacity_kwh = ? WHERE entity_id = ?", [float(kwh), entity_id])
+        _recompute(tx, [entity_id], DetectParams.from_settings(store.settings()))
+    return float(kwh)
+
+
+def update_location(store: Store, location_id: str, **changes) -> dict:
+    """Change a location's label, position or radius, then re-match every session."""
+    rows = store.frame("SELECT * FROM locations WHERE location_id = ?", [location_id])
+    if rows.height == 0:
+        raise NotFound(f"There is no location '{location_id}'; list locations to see the ids.")
+    current = rows.row(0, named=True)
+    merged = {k: (changes[k] if changes.get(k) is not None else current[k])
+              for k in ("label", "latitude", "longitude", "radius_m")}  # fmt: skip
+    location = locations_mod.validate_location(**merged)
+    with store.transaction() as tx:
+        tx.execute(
+            "UPDATE locations SET label = ?, latitude = ?, longitude = ?, radius_m = ? WHERE location_id = ?",
+            [location["label"], location["latitude"], location["longitude"], location["radius_m"], location_id],
+        )
+        _rematch(tx)
+    return {"location_id": location_id, **location}
+
+
+def delete_location(store: Store, location_id: str) -> None:
+    if not store.scalar("SELECT count(*) FROM locations WHERE location_id = ?", [location_id]):
+        raise NotFound(f"There is no location '{location_id}'; list locations to see the ids.")
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM session_locations WHERE location_id = ?", [location_id])
+        tx.execute("DELETE FROM locations WHERE location_id = ?", [location_id])

@@ -132,3 +132,17 @@ def test_features_and_settings_round_trip(sliced, cli):
     unknown = cli("features", "set", '=HYPERLINK("x")', "Teleport", "on")
     assert unknown.code == 2 and "Unknown feature" in unknown.err
     assert "max_pause_min" in cli("settings", "list").out
+
+
+def test_locations_add_update_delete_rematch_sessions(sliced, cli):
+    entity = '=HYPERLINK("x")'
+    location_id = cli("locations", "add", "--label", "Home", "--lat", "50.8123", "--lon", "4.4123").out.strip()
+    assert "Home" in cli("sessions", "export").out
+    assert cli("locations", "update", location_id, "--label", "Garage").code == 0
+    assert ",Garage," in cli("sessions", "export").out
+    assert cli("locations", "update", location_id, "--radius", "1").code == 2  # below 10 m
+    assert cli("locations", "delete", location_id).code == 0
+    assert "Garage" not in cli("sessions", "export").out
+    assert cli("locations", "delete", location_id).code == 2
+    assert cli("entities", "set-capacity", entity, "75").out.strip() == f"{entity}: battery capacity 75.0 kWh"
+    assert cli("entities", "set-capacity", entity, "301").code == 2

@@ -103,9 +103,11 @@ def test_unusable_files_get_one_clear_error(name, message):
 def test_missing_columns_are_named(tmp_path):
     path = tmp_path / "odd.csv"
     path.write_text("vehicle,time,kw\nev,2025-01-01T00:00:00Z,1\n")
-    with pytest.raises(InputError, match=r"no column entity_id, ts \(or timestamp\); found vehicle, time, kw"):
+    with pytest.raises(InputError, match=r"not recognised from its columns \(vehicle, time, kw\). Expected readings"):
         parse_file(path, ImportOptions())
-    parsed = parse_file(path, ImportOptions(mapping={"entity_id": "vehicle", "ts": "time", "power_kw": "kw"}))
+    with pytest.raises(InputError, match=r"no column entity_id, ts \(or timestamp\); found vehicle, time, kw"):
+        parse_file(path, ImportOptions(format="readings"))
+    parsed = parse_file(path, ImportOptions(format="readings", mapping={"entity_id": "vehicle", "ts": "time", "power_kw": "kw"}))
     assert parsed.readings.select("entity_id", "power_kw").rows() == [("ev", 1.0)]
 
 

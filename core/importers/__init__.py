@@ -64,14 +64,27 @@ def read_bytes(path: Path) -> bytes:
 
 def parse_file(path: Path, options: ImportOptions, name: str | None = None) -> ParsedFile:
     """Parse and validate one file (or a folder of Parquet files) without writing anything."""
-    from core.importers import readings as readings_format
+    from core.importers import readings, sessions
 
     name = name or path.name
     fmt = options.format
     if fmt not in FORMATS:
         raise InputError(f"Unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
-    if fmt in ("auto", "readings"):
-        return readings_format.parse(path, name, options)
+    if fmt in ("api-json", "teslafi"):
+        raise InputError(f"The format '{fmt}' is not available yet in this version; convert the file to canonical "
+                         "readings (entity_id, ts, power_kw, ...).")  # fmt: skip
+    table, first_line = readings.load_table(path, name)
+    if fmt in ("sessions", "sessions-parquet", "acn", "epfl"):
+        return sessions.parse(path, name, options, table, first_line)
+    if fmt == "readings" or options.mapping:
+        return readings.parse(path, name, options, table, first_line)
+    if sessions.layout_for(table.columns, "auto") is not None:
+        return sessions.parse(path, name, options, table, first_line)
+    if "entity_id" in table.columns and ({"ts", "timestamp"} & set(table.columns)):
+        return readings.parse(path, name, options, table, first_line)
     raise InputError(
-        f"The format '{fmt}' is not available yet in this version; convert the file to canonical readings."
+        f"The format of {name} is not recognised from its columns ({', '.join(table.columns[:12])}). Expected "
+        "readings (entity_id, ts, power_kw, ...), sessions (entity_id, start, end, energy_kwh), ACN-Data (arrival, "
+        "departure, delivered_energy (kWh), station_id) or EPFL (Session, CCS, Arrival, Departure, Energy (Wh)); "
+        "choose --format and --map for other files."
     )

@@ -19,6 +19,11 @@ TIME_ALIASES = ("ts", "timestamp")
 
 def load_table(path: Path, name: str) -> tuple[pl.DataFrame, int]:
     """The file as a frame (CSV and JSON as text columns) and the line number of its first data row."""
+    if path.suffix.lower() == ".xlsx":
+        try:
+            return pl.read_excel(path, sheet_id=1, engine="openpyxl"), 2
+        except Exception as exc:  # openpyxl raises many types for damaged workbooks
+            raise InputError(f"{name} is not a readable Excel workbook ({_first_line(exc)}).") from None
     if path.is_dir() or path.suffix.lower() == ".parquet":
         files = sorted(path.glob("**/*.parquet")) if path.is_dir() else [path]
         if not files:
@@ -65,9 +70,11 @@ def _load_json(data: bytes, name: str) -> pl.DataFrame:
     )
 
 
-def parse(path: Path, name: str, options: ImportOptions) -> ParsedFile:
+def parse(path: Path, name: str, options: ImportOptions, table: pl.DataFrame | None = None,
+          first_line: int = 2) -> ParsedFile:  # fmt: skip
     check_timezone(options.timezone)
-    table, first_line = load_table(path, name)
+    if table is None:
+        table, first_line = load_table(path, name)
     if table.height == 0:
         raise InputError(f"{name} has a header but no rows; nothing to import.")
     columns = table.columns
