@@ -11,8 +11,8 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fleet_readings, row, timed  # noqa: E402
-from core.detect import DetectParams, detect_sessions  # noqa: E402
+from bench.common import fleet_readings, row, timed
+from core.detect import DetectParams, detect_sessions
 
 COLUMNS = ["entity_id", "ts", "power_kw", "energy_kwh", "soc_pct", "is_plugged_in", "latitude", "longitude"]
 

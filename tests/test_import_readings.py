@@ -11,6 +11,7 @@ from polars.testing import assert_frame_equal
 from core.errors import InputError
 from core.importers import ImportOptions, parse_file
 from core.pipeline import ingest_file
+from core.schema import READING_COLUMNS as READINGS_COLUMNS
 from tests.conftest import FIXTURES
 
 READINGS = FIXTURES / "readings"
@@ -107,7 +108,9 @@ def test_missing_columns_are_named(tmp_path):
         parse_file(path, ImportOptions())
     with pytest.raises(InputError, match=r"no column entity_id, ts \(or timestamp\); found vehicle, time, kw"):
         parse_file(path, ImportOptions(format="readings"))
-    parsed = parse_file(path, ImportOptions(format="readings", mapping={"entity_id": "vehicle", "ts": "time", "power_kw": "kw"}))
+    parsed = parse_file(
+        path, ImportOptions(format="readings", mapping={"entity_id": "vehicle", "ts": "time", "power_kw": "kw"})
+    )
     assert parsed.readings.select("entity_id", "power_kw").rows() == [("ev", 1.0)]
 
 
@@ -135,3 +138,38 @@ def test_file_with_no_usable_row_writes_nothing(store, tmp_path):
         ingest_file(store, path, ImportOptions())
     assert store.scalar("SELECT count(*) FROM imports") == 0
     assert store.scalar("SELECT count(*) FROM entities") == 0
+
+
+def test_teslafi_two_cars_needs_time_zone_and_maps_every_field():
+    path = READINGS / "teslafi_two_cars.csv"
+    with pytest.raises(InputError, match="--timezone"):
+        parse_file(path, ImportOptions())
+    parsed = parse_file(path, ImportOptions(timezone="Europe/Brussels"))
+    assert parsed.format == "teslafi" and parsed.rejects.height == 0
+    r = parsed.readings
+    assert r.columns == list(READINGS_COLUMNS)
+    blue = r.filter(pl.col("entity_id") == "5YJ3000000001")
+    assert blue.get_column("ts").to_list() == [utc(2025, 3, 1, 17, 0, 5), utc(2025, 3, 1, 17, 5, 5),
+                                               utc(2025, 3, 1, 17, 10, 5)]  # fmt: skip
+    assert blue.get_column("power_kw").to_list() == [0.0, 7.0, 7.0]
+    assert blue.get_column("energy_added_kwh").to_list() == [None, 0.5, 1.1]
+    assert blue.get_column("is_charging").to_list() == [False, True, False]
+    assert blue.get_column("is_plugged_in").to_list() == [False, True, True]
+    assert blue.get_column("latitude").to_list() == [50.85, 50.85, None]  # 0.0 means unknown
+    assert blue.get_column("range_km").to_list()[0] == pytest.approx(140.5 * 1.609344)
+    red = r.filter(pl.col("entity_id") == "5YJ3000000002")
+    assert red.get_column("is_plugged_in").to_list() == [True, None]  # unknown state stays unknown
+    assert red.get_column("power_kw").to_list() == [None, None]
+    assert parsed.entities.select("entity_id", "name").rows() == [("5YJ3000000001", "Blue Car"),
+                                                                  ("5YJ3000000002", "Red Car")]  # fmt: skip
+
+
+def test_api_json_page():
+    parsed = parse_file(READINGS / "api_page.json", ImportOptions())
+    assert parsed.rejects.height == 0
+    rows = parsed.readings.select("entity_id", "ts", "power_kw", "energy_kwh", "soc_pct", "latitude").rows()
+    assert rows == [
+        ("cp-api", utc(2025, 2, 1, 10), 7.2, 12.5, None, None),
+        ("ev-api", utc(2025, 2, 1, 9), None, None, 55.0, 50.1),
+    ]
+    assert parsed.readings.get_column("is_charging").to_list() == [True, None]

@@ -63,8 +63,9 @@ def test_epfl_sessions_with_soc_in_utc(name):
 def test_epfl_csv_and_xlsx_give_the_same_sessions():
     csv_sessions = parse_file(EPFL / "Session_data.csv", ImportOptions(timezone="Europe/Zurich")).sessions
     xlsx_sessions = parse_file(EPFL / "Session_data.xlsx", ImportOptions(timezone="Europe/Zurich")).sessions
-    assert csv_sessions.drop("energy_kwh", "average_power_kw").equals(xlsx_sessions.drop("energy_kwh",
-                                                                                          "average_power_kw"))
+    assert csv_sessions.drop("energy_kwh", "average_power_kw").equals(
+        xlsx_sessions.drop("energy_kwh", "average_power_kw")
+    )
     assert (csv_sessions["energy_kwh"] - xlsx_sessions["energy_kwh"]).abs().max() < 1e-9
 
 

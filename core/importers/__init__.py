@@ -64,16 +64,19 @@ def read_bytes(path: Path) -> bytes:
 
 def parse_file(path: Path, options: ImportOptions, name: str | None = None) -> ParsedFile:
     """Parse and validate one file (or a folder of Parquet files) without writing anything."""
-    from core.importers import readings, sessions
+    from core.importers import readings, sessions, teslafi
 
     name = name or path.name
     fmt = options.format
     if fmt not in FORMATS:
         raise InputError(f"Unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
-    if fmt in ("api-json", "teslafi"):
-        raise InputError(f"The format '{fmt}' is not available yet in this version; convert the file to canonical "
-                         "readings (entity_id, ts, power_kw, ...).")  # fmt: skip
     table, first_line = readings.load_table(path, name)
+    if fmt == "teslafi" or (fmt == "auto" and teslafi.is_teslafi(table.columns)):
+        if not teslafi.is_teslafi(table.columns):
+            raise InputError(f"{name} is not a TeslaFi export: it needs the columns Date, vin and charging_state.")
+        parsed = readings.parse(path, name, options, teslafi.to_canonical(table), first_line)
+        parsed.format = "teslafi"
+        return parsed
     if fmt in ("sessions", "sessions-parquet", "acn", "epfl"):
         return sessions.parse(path, name, options, table, first_line)
     if fmt == "readings" or options.mapping:

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from core.errors import InputError
-from core.importers import ImportOptions, ParsedFile, read_bytes
+from core.importers import ImportOptions, ParsedFile, platform, read_bytes
 from core.importers.rules import RULES, UNIT_VARIANTS, check_entity_id, reject_frame, require_columns, value_checks
 from core.importers.times import check_timezone, parse_times
 from core.schema import ENTITIES_SCHEMA, ENTITY_TYPE_ALIASES, READINGS_SCHEMA, conform
@@ -65,6 +65,8 @@ def _load_json(data: bytes, name: str) -> pl.DataFrame:
         raise InputError(f"{name} is not valid JSON ({_first_line(exc)}).") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise InputError(f"{name} holds JSON that is not a list of reading objects.")
+    if records and all(platform.is_api_reading(r) for r in records):
+        return pl.DataFrame([platform.flatten(r) for r in records], infer_schema_length=None)
     return pl.DataFrame(
         [{k: (None if v is None else str(v)) for k, v in r.items()} for r in records], infer_schema_length=None
     )
