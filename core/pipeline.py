@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -47,6 +49,8 @@ class ImportSummary:
 
 def ingest_file(store: Store, path: Path, options: ImportOptions, name: str | None = None) -> ImportSummary:
     """Validate one file, then land it whole in one transaction and recompute the touched sessions."""
+    if options.not_after is None:  # the clock is read here, at the edge; a day of slack for clock skew
+        options = dataclasses.replace(options, not_after=datetime.now(UTC) + timedelta(days=1))
     parsed = parse_file(path, options, name)
     if parsed.readings.height == 0 and parsed.sessions.height == 0:
         first = parsed.rejects.head(3).select(pl.format("row {}: {}", "row", "reason")).to_series().to_list()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import gzip
 import io
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
 from core.errors import InputError
-from core.importers.rules import reject_frame
+from core.importers.rules import column_names, reject_frame
 from core.schema import empty_readings, empty_sessions
 
 FORMATS = ("auto", "readings", "api-json", "teslafi", "sessions", "sessions-parquet", "acn", "epfl")
@@ -24,6 +25,7 @@ class ImportOptions:
     timezone: str | None = None
     entity_type: str | None = None
     mapping: dict[str, str] = field(default_factory=dict)  # canonical column -> source column
+    not_after: datetime | None = None  # times later than this are rejected as being in the future
 
 
 @dataclass
@@ -71,6 +73,8 @@ def parse_file(path: Path, options: ImportOptions, name: str | None = None) -> P
     if fmt not in FORMATS:
         raise InputError(f"Unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
     table, first_line = readings.load_table(path, name)
+    if table.height == 0:
+        raise InputError(f"{name} has a header but no rows; nothing to import.")
     if fmt == "teslafi" or (fmt == "auto" and teslafi.is_teslafi(table.columns)):
         if not teslafi.is_teslafi(table.columns):
             raise InputError(f"{name} is not a TeslaFi export: it needs the columns Date, vin and charging_state.")
@@ -86,7 +90,7 @@ def parse_file(path: Path, options: ImportOptions, name: str | None = None) -> P
     if "entity_id" in table.columns and ({"ts", "timestamp"} & set(table.columns)):
         return readings.parse(path, name, options, table, first_line)
     raise InputError(
-        f"The format of {name} is not recognised from its columns ({', '.join(table.columns[:12])}). Expected "
+        f"The format of {name} is not recognised from its columns ({column_names(table.columns)}). Expected "
         "readings (entity_id, ts, power_kw, ...), sessions (entity_id, start, end, energy_kwh), ACN-Data (arrival, "
         "departure, delivered_energy (kWh), station_id) or EPFL (Session, CCS, Arrival, Departure, Energy (Wh)); "
         "choose --format and --map for other files."

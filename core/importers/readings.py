@@ -35,21 +35,39 @@ def load_table(path: Path, name: str) -> tuple[pl.DataFrame, int]:
     data = read_bytes(path)
     if not data.strip():
         raise InputError(f"{name} is empty; choose a file with a header row and readings.")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(f"{name} is UTF-16 text; save it as UTF-8 (CSV UTF-8 in spreadsheets) and try again.")
     if b"\x00" in data[:4096]:
         raise InputError(f"{name} looks like a binary file, not CSV or JSON; export it as CSV and try again.")
     head = data.lstrip(b"\xef\xbb\xbf").lstrip()
     try:
         if head[:1] in (b"{", b"["):
             return _load_json(head, name), 1
-        frame = pl.read_csv(io.BytesIO(data), infer_schema=False, truncate_ragged_lines=False)
+        separator = sniff_separator(head[: head.find(b"\n") if b"\n" in head else 65536])
+        frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False, truncate_ragged_lines=False)
     except (UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
         if isinstance(exc, UnicodeDecodeError) or "utf-8" in str(exc).lower():
             raise InputError(
                 f"{name} is not UTF-8 text; save it as UTF-8 (CSV UTF-8 in spreadsheets) and try again."
             ) from None
+        if "more fields" in str(exc):
+            raise InputError(
+                f"{name} has rows with more fields than its header; check the separator and the quoting of text "
+                "that contains commas, then import it again."
+            ) from None
         raise InputError(f"{name} could not be read as CSV ({_first_line(exc)}).") from None
     frame = frame.rename(lambda c: c.strip())
+    if separator != ",":
+        # With ';' or tab between fields a comma can only be a decimal mark (7,4 kW as spreadsheets write it).
+        frame = frame.with_columns(pl.all().str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2"))
     return frame, 2
+
+
+def sniff_separator(header: bytes) -> str:
+    """The field separator of a CSV header line: the most frequent of , ; tab and |."""
+    counts = {sep: header.count(sep.encode()) for sep in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] > 0 else ","
 
 
 def _load_json(data: bytes, name: str) -> pl.DataFrame:
@@ -103,7 +121,7 @@ def parse(path: Path, name: str, options: ImportOptions, table: pl.DataFrame | N
         )
     values, problems = value_checks(table, source)
     hint = "--timezone (or the time-zone picker on the Import page)"
-    times = parse_times(table, time_col, options.timezone, "entity_id", hint)
+    times = parse_times(table, time_col, options.timezone, "entity_id", hint, options.not_after)
     entity = table.select("__row", pl.col("entity_id").cast(pl.String))
     problems.append(
         entity.filter(~check_entity_id(pl.col("entity_id"))).select(

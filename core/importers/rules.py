@@ -109,10 +109,16 @@ def _problems(df: pl.DataFrame, column: str, mask: pl.Expr, reason: str) -> pl.D
     )
 
 
+def column_names(columns: list[str], limit: int = 12) -> str:
+    """Column names for a message: each cut to 40 characters, at most `limit` of them."""
+    names = [c if len(c) <= 40 else c[:37] + "..." for c in columns[:limit]]
+    return ", ".join(names) + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
 def require_columns(columns: list[str], needed: list[str], what: str) -> None:
     missing = [c for c in needed if c not in columns]
     if missing:
         raise InputError(
-            f"This {what} has no column {', '.join(missing)}; found {', '.join(columns[:20]) or 'no columns'}. "
+            f"This {what} has no column {', '.join(missing)}; found {column_names(columns) or 'no columns'}. "
             "Rename the columns or choose the format and column mapping explicitly."
         )

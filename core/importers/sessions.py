@@ -81,7 +81,7 @@ def parse(path: Path, name: str, options: ImportOptions, table: pl.DataFrame | N
     for key in ("start", "end", "plug_in", "plug_out"):
         column = getattr(layout, key)
         if column and column in table.columns:
-            result = parse_times(table, column, options.timezone, layout.entity, hint)
+            result = parse_times(table, column, options.timezone, layout.entity, hint, options.not_after)
             counts[0] += result.ambiguous
             counts[1] += result.nonexistent
             times[key] = result.frame.select("__row", pl.col("ts").alias(f"{key}_utc"))
@@ -112,7 +112,7 @@ def parse(path: Path, name: str, options: ImportOptions, table: pl.DataFrame | N
     raw = table.select("__row", *[pl.col(c).cast(pl.String).alias(f"__raw_{c}") for c in table.columns if c != "__row"])
     checked = frame.join(raw, on="__row")
     for column, mask, reason in checks:
-        if column:
+        if column and column in table.columns:
             problems.append(_rejects(checked.filter(mask.fill_null(False)), column, pl.col(f"__raw_{column}"),
                                      pl.lit(reason)))  # fmt: skip
     rejects = pl.concat(problems).with_columns(file=pl.lit(name)).select(reject_frame().columns).sort("row", "column")

@@ -9,6 +9,7 @@ order) is the earlier instant and the second occurrence the later one; a single 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -41,19 +42,21 @@ def check_timezone(name: str | None) -> str | None:
     return name
 
 
-def parse_times(df: pl.DataFrame, column: str, timezone: str | None, group: str | None, hint: str) -> TimeResult:
+def parse_times(
+    df: pl.DataFrame, column: str, timezone: str | None, group: str | None, hint: str, not_after: datetime | None = None
+) -> TimeResult:
     """Parse df[column] into UTC; `group` (entity column) scopes the repeated-hour rule; `hint` names the option."""
     dtype = df.schema[column]
     base = df.select("__row", *([group] if group else []), pl.col(column).alias("__raw"))
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             frame = base.with_columns(ts=pl.col("__raw").dt.convert_time_zone("UTC").cast(UTC_TS))
-            return _finish(frame, 0, 0)
+            return _finish(frame, 0, 0, not_after)
         base = base.with_columns(__naive=pl.col("__raw").cast(pl.Datetime("us")), __aware=pl.lit(None, UTC_TS))
     elif dtype.is_integer() or dtype.is_float():
         epoch = pl.col("__raw").cast(pl.Float64)
         frame = base.with_columns(ts=_epoch(epoch))
-        return _finish(frame, 0, 0)
+        return _finish(frame, 0, 0, not_after)
     else:
         text = pl.col("__raw").cast(pl.String).str.strip_chars().str.replace(r"(?i)z$", "+00:00").str.replace(" ", "T")
         digits = text.str.contains(r"^-?\d{9,14}(\.\d+)?$")
@@ -73,7 +76,7 @@ def parse_times(df: pl.DataFrame, column: str, timezone: str | None, group: str 
         )
     if not naive_rows.height:
         frame = base.with_columns(ts=pl.col("__aware"))
-        return _finish(frame, 0, 0)
+        return _finish(frame, 0, 0, not_after)
     naive = pl.col("__naive")
     local = base.with_columns(
         __early=naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone(
@@ -100,7 +103,7 @@ def parse_times(df: pl.DataFrame, column: str, timezone: str | None, group: str 
     )
     ambiguous = int(frame.get_column("__ambiguous").fill_null(False).sum())
     nonexistent = int(frame.get_column("__nonexistent").sum())
-    return _finish(frame, ambiguous, nonexistent)
+    return _finish(frame, ambiguous, nonexistent, not_after)
 
 
 def _epoch(number: pl.Expr) -> pl.Expr:
@@ -108,7 +111,7 @@ def _epoch(number: pl.Expr) -> pl.Expr:
     return micros.round(0).cast(pl.Int64, strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def _finish(frame: pl.DataFrame, ambiguous: int, nonexistent: int) -> TimeResult:
+def _finish(frame: pl.DataFrame, ambiguous: int, nonexistent: int, not_after: datetime | None) -> TimeResult:
     if "__ts_reason" not in frame.columns:
         frame = frame.with_columns(__ts_reason=pl.lit(None, pl.String))
     ts = pl.col("ts")
@@ -121,6 +124,8 @@ def _finish(frame: pl.DataFrame, ambiguous: int, nonexistent: int) -> TimeResult
         .then(pl.lit("not a time: use ISO 8601 (with Z or an offset) or epoch seconds/milliseconds"))
         .when((ts < EARLIEST_TS) | (ts >= LATEST_TS))
         .then(pl.lit("time is outside 1970-01-02 .. 2100-01-01"))
+        .when(pl.lit(not_after is not None) & (ts > pl.lit(not_after, dtype=UTC_TS)))
+        .then(pl.lit("time is in the future"))
         .otherwise(None)
     )
     out = frame.select("__row", pl.col("ts").cast(UTC_TS), reason.alias("__ts_reason"), pl.col("__raw"))
