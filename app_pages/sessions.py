@@ -35,6 +35,7 @@ for column, fmt in zip(columns, FORMATS, strict=True):
         file_name=f"sessions.{fmt}",
         mime=MEDIA_TYPES[fmt],
         key=f"export-{fmt}",
+        on_click="ignore",
     )
 
 rows = event.selection.rows if event is not None else []

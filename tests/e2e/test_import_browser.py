@@ -1,0 +1,46 @@
+"""Import page in real Chromium: upload a CSV, see the summary, download the rejects file."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Server, shot
+
+pytestmark = pytest.mark.e2e
+
+CSV = (
+    "entity_id,ts,power_kw,soc_pct\n"
+    "ev-up,2025-02-01T10:00:00Z,0,50\n"
+    "ev-up,2025-02-01T10:05:00Z,7.4,51\n"
+    "ev-up,2025-02-01T10:10:00Z,7.4,150\n"
+    "ev-up,2025-02-01T10:15:00Z,0,53\n"
+)
+
+
+@pytest.fixture
+def server(tmp_path):
+    server = Server(tmp_path / "import.duckdb")
+    yield server
+    server.stop()
+
+
+def test_upload_summary_and_rejects_download(server, page, tmp_path):
+    source = tmp_path / "upload.csv"
+    source.write_text(CSV)
+    page.goto(f"{server.url}/import")
+    expect(page.get_by_role("heading", name="Import", level=1)).to_be_visible(timeout=30_000)
+    page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(str(source))
+    page.get_by_role("button", name="Import", exact=True).click()
+    expect(page.get_by_text("upload.csv: read 4, stored 3, duplicate 0, conflict 0, rejected 1")).to_be_visible(
+        timeout=30_000
+    )
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download rejects of upload.csv").click()
+    saved = tmp_path / "rejects.csv"
+    download.value.save_as(saved)
+    assert saved.read_text() == (
+        "file,row,column,value,reason\nupload.csv,4,soc_pct,150,state of charge must be between 0 and 100 %\n"
+    )
+    shot(page, "import-summary")
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
