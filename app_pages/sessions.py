@@ -31,7 +31,7 @@ columns = st.columns(len(FORMATS))
 for column, fmt in zip(columns, FORMATS, strict=True):
     column.download_button(
         f"Export {fmt.upper()}",
-        export_sessions(db, flt, fmt),
+        lambda fmt=fmt: export_sessions(db, flt, fmt),  # built only when clicked
         file_name=f"sessions.{fmt}",
         mime=MEDIA_TYPES[fmt],
         key=f"export-{fmt}",

@@ -63,3 +63,19 @@ def test_health_on_the_real_server(demo_server):
     reply = httpx.get(f"{demo_server.url}/api/health")
     assert reply.status_code == 200 and reply.json()["status"] == "ok"
     assert reply.json()["database"]["file"] == "chargelens.duckdb"
+
+
+def test_sessions_csv_download_equals_the_cli_export(demo_server, page, cli, tmp_path):
+    page.goto(f"{demo_server.url}/sessions")
+    expect(page.get_by_role("heading", name="Sessions", level=1)).to_be_visible(timeout=30_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Export CSV").click()
+    saved = tmp_path / "ui.csv"
+    download.value.save_as(saved)
+    # The same demo (same seed) in a database of its own: the CLI export must be byte-for-byte the same.
+    twin = tmp_path / "twin.duckdb"
+    assert cli("demo", db=twin).code == 0
+    exported = cli("sessions", "export", "--format", "csv", db=twin)
+    assert exported.code == 0
+    assert saved.read_bytes() == exported.out.encode()
+    assert saved.read_text().count("\n") == 727
