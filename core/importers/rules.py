@@ -53,10 +53,10 @@ def is_null_text(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_number(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """Numbers from numbers or text; text that is no number (including the null tokens) becomes null."""
     if dtype.is_numeric():
         return expr.cast(pl.Float64).fill_nan(None)
-    text = expr.cast(pl.String).str.strip_chars()
-    return pl.when(is_null_text(expr)).then(None).otherwise(text.cast(pl.Float64, strict=False)).fill_nan(None)
+    return expr.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False).fill_nan(None)
 
 
 def parse_bool(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
@@ -79,32 +79,39 @@ def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tupl
     """Parse every mapped value column; return the parsed columns and one rejects frame per failing rule.
 
     `source` maps a canonical column to (source column in df, unit factor). `df` must hold `__row`.
+    One pass parses every column; the checks then look only at the few rows that failed to parse.
     """
-    parsed, problems = [], []
+    exprs = []
     for canonical, (column, factor) in source.items():
         rule = RULES_BY_COLUMN[canonical]
         raw = pl.col(column)
-        dtype = df.schema[column]
         if rule.kind == "number":
-            value = parse_number(raw, dtype)
+            value = parse_number(raw, df.schema[column])
             value = value if factor == 1.0 else (value * factor).round(9)
-            bad_parse = value.is_null() & ~is_null_text(raw)
-            out_of_range = value.is_not_null() & ~value.is_between(rule.low, rule.high)
-            problems.append(_problems(df, column, bad_parse, "not a number"))
-            problems.append(_problems(df, column, out_of_range, rule.reason))
         else:
-            value = parse_bool(raw, dtype)
-            bad_parse = value.is_null() & ~is_null_text(raw)
-            problems.append(_problems(df, column, bad_parse, rule.reason))
-        parsed.append(value.alias(canonical))
-    return df.select(pl.col("__row"), *parsed), problems
+            value = parse_bool(raw, df.schema[column])
+        exprs.append(value.alias(canonical))
+    parsed = df.select("__row", *exprs)
+    problems = []
+    for canonical, (column, _) in source.items():
+        rule = RULES_BY_COLUMN[canonical]
+        both = parsed.select("__row", pl.col(canonical).alias("__value")).with_columns(
+            df.get_column(column).alias("__raw")
+        )
+        unreadable = both.filter(pl.col("__value").is_null() & pl.col("__raw").is_not_null())
+        unreadable = unreadable.filter(~is_null_text(pl.col("__raw")))
+        problems.append(_problems(unreadable, column, "not a number" if rule.kind == "number" else rule.reason))
+        if rule.kind == "number":
+            out_of_range = both.filter(~pl.col("__value").is_between(rule.low, rule.high))
+            problems.append(_problems(out_of_range, column, rule.reason))
+    return parsed, problems
 
 
-def _problems(df: pl.DataFrame, column: str, mask: pl.Expr, reason: str) -> pl.DataFrame:
-    return df.filter(mask).select(
+def _problems(rows: pl.DataFrame, column: str, reason: str) -> pl.DataFrame:
+    return rows.select(
         pl.col("__row").alias("row"),
         pl.lit(column).alias("column"),
-        pl.col(column).cast(pl.String).alias("value"),
+        pl.col("__raw").cast(pl.String).alias("value"),
         pl.lit(reason).alias("reason"),
     )
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from core.detect.power import session_id
 from core.errors import InputError
+from core.ids import session_id
 from core.importers import ImportOptions, ParsedFile
 from core.importers.readings import load_table
 from core.importers.rules import check_entity_id, parse_number, reject_frame, require_columns
