@@ -91,8 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     l_delete.add_argument("id")
     l_delete.set_defaults(run=cmd_locations_delete)
     l_suggest = locations.add_parser("suggest")
-    l_suggest.add_argument("rest", nargs=argparse.REMAINDER)
-    l_suggest.set_defaults(run=not_yet("locations suggest"))
+    l_suggest.add_argument("--json", action="store_true")
+    l_suggest.add_argument("--accept", type=int, metavar="N")
+    l_suggest.add_argument("--label")
+    l_suggest.set_defaults(run=cmd_locations_suggest)
 
     sessions = commands.add_parser("sessions", help="detect and export charge sessions").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -348,6 +350,33 @@ def cmd_locations_delete(args) -> int:
     delete_location(_store(args), args.id)
     print(f"{args.id} deleted")
     return EXIT_OK
+
+
+def cmd_locations_suggest(args) -> int:
+    from core.pipeline import accept_suggestion, suggestions
+
+    store = _store(args)
+    if args.accept is not None:
+        print(accept_suggestion(store, args.accept, args.label))
+        return EXIT_OK
+    # Suggested centres are shown rounded to 3 decimals (about 100 m) until accepted: they are session positions.
+    rows = suggestions(store).with_columns(pl_round3()).to_dicts()
+    if args.json:
+        data = [{"number": r["number"], "label": r["label"], "latitude": r["latitude"], "longitude": r["longitude"],
+                 "radius": r["radius_m"], "sessions": r["sessions"], "energyKwh": round(r["energy_kwh"], 3),
+                 "entityId": r["entity_id"]} for r in rows]  # fmt: skip
+        print(json.dumps({"data": data}, indent=2))
+        return EXIT_OK
+    for r in rows:
+        r["energy_kwh"] = round(r["energy_kwh"], 1)
+    _print_table(rows, ["number", "label", "latitude", "longitude", "radius_m", "sessions", "energy_kwh", "entity_id"])
+    return EXIT_OK
+
+
+def pl_round3():
+    import polars as pl
+
+    return [pl.col("latitude").round(3), pl.col("longitude").round(3), pl.col("radius_m").round(0)]
 
 
 def cmd_locations_list(args) -> int:

@@ -386,3 +386,26 @@ def delete_location(store: Store, location_id: str) -> None:
     with store.transaction() as tx:
         tx.execute("DELETE FROM session_locations WHERE location_id = ?", [location_id])
         tx.execute("DELETE FROM locations WHERE location_id = ?", [location_id])
+
+
+def suggestions(store: Store) -> pl.DataFrame:
+    """Places proposed from the positions of sessions that match no location (numbered, best first)."""
+    unmatched = store.frame(
+        "SELECT s.session_id, s.entity_id, s.start_utc, s.energy_kwh, coalesce(s.latitude, e.latitude) AS latitude, "
+        "coalesce(s.longitude, e.longitude) AS longitude FROM sessions s JOIN entities e USING (entity_id) "
+        "WHERE NOT EXISTS (SELECT 1 FROM session_locations m WHERE m.session_id = s.session_id)"
+    )
+    return locations_mod.suggest_places(unmatched, store.settings().display_timezone)
+
+
+def accept_suggestion(store: Store, number: int, label: str | None = None) -> str:
+    """Create the location of suggestion `number` (as `locations suggest` numbers them)."""
+    proposals = suggestions(store)
+    chosen = proposals.filter(pl.col("number") == number)
+    if chosen.height == 0:
+        raise NotFound(
+            f"There is no suggestion {number}; list them with `locations suggest` (1 to {proposals.height})."
+        )
+    place = chosen.row(0, named=True)
+    name = label or place["label"].rstrip("?")
+    return add_location(store, name, place["latitude"], place["longitude"], place["radius_m"], place["entity_id"])

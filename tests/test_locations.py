@@ -1,0 +1,126 @@
+"""Location matching and suggestions: exact distances, scopes, edges of the globe, suggestions on the demo."""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+import pytest
+
+from core import demo
+from core.errors import InputError
+from core.locations import EARTH_RADIUS_M, haversine_m, match_sessions, suggest_places, validate_location
+from core.pipeline import delete_location, load_demo, suggestions
+from core.store import Store
+
+METRE_LAT = 180 / (math.pi * EARTH_RADIUS_M)  # degrees of latitude per metre
+
+
+def sessions(*rows) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["session_id", "entity_id", "latitude", "longitude"], orient="row")
+
+
+def places(*rows) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["location_id", "entity_id", "latitude", "longitude", "radius_m"], orient="row")
+
+
+def test_edge_of_radius_inside_and_just_outside():
+    home = places(("home", None, 50.0, 4.0, 100.0))
+    on_edge = sessions(("edge", "ev", 50.0 + 99.999 * METRE_LAT, 4.0), ("out", "ev", 50.0 + 100.01 * METRE_LAT, 4.0),
+                       ("centre", "ev", 50.0, 4.0), ("half", "ev", 50.0 - 50 * METRE_LAT, 4.0))  # fmt: skip
+    result = match_sessions(on_edge, home)
+    assert result.get_column("session_id").to_list() == ["centre", "edge", "half"]
+    accuracy = dict(result.select("session_id", "accuracy").rows())
+    assert accuracy["centre"] == 1.0
+    assert accuracy["half"] == pytest.approx(0.5, abs=1e-9)
+    assert accuracy["edge"] == pytest.approx(1e-5, abs=1e-7)
+
+
+def test_overlapping_locations_both_listed_best_first_and_scopes():
+    spots = places(("a", None, 50.0, 4.0, 200.0), ("b", None, 50.0 + 100 * METRE_LAT, 4.0, 200.0),
+                   ("mine", "ev-1", 50.0, 4.0, 200.0), ("theirs", "ev-2", 50.0, 4.0, 200.0))  # fmt: skip
+    result = match_sessions(sessions(("s", "ev-1", 50.0 + 80 * METRE_LAT, 4.0)), spots)
+    assert result.get_column("location_id").to_list() == ["b", "a", "mine"]  # "theirs" is another entity's
+    assert result.get_column("accuracy").to_list() == pytest.approx([0.9, 0.6, 0.6], abs=1e-9)
+
+
+def test_antimeridian_near_pole_and_no_position():
+    spots = places(("dateline", None, 10.0, 179.9995, 150.0), ("pole", None, 89.9999, 0.0, 100.0))
+    probe = sessions(("east", "ev", 10.0, -179.9995, ), ("polar", "ev", 89.9999, 120.0),
+                     ("nowhere", "ev", None, None))  # fmt: skip
+    result = match_sessions(probe, spots)
+    assert result.select("session_id", "location_id").rows() == [("east", "dateline"), ("polar", "pole")]
+    # 0.001 degrees of longitude at 10 N is about 109.5 m across the antimeridian
+    assert result.get_column("accuracy")[0] == pytest.approx(1 - 109.5 / 150, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [(("", 50, 4, 150), "label must be 1 to 100"), (("x" * 101, 50, 4, 150), "label"),
+     (("Home", 91, 4, 150), "latitude must be"), (("Home", 50, -181, 150), "longitude must be"),
+     (("Home", 50, 4, 9), "radius must be"), (("Home", 50, 4, 5001), "radius must be"),
+     (("Home", float("nan"), 4, 150), "latitude")],
+)  # fmt: skip
+def test_validation(fields, message):
+    with pytest.raises(InputError, match=message):
+        validate_location(*fields)
+
+
+def test_suggestions_find_every_demo_place_with_three_sessions(tmp_path):
+    fleet = demo.generate(1)
+    store = Store.open(tmp_path / "s.duckdb")
+    load_demo(store, seed=1)
+    for location_id in store.frame("SELECT location_id FROM locations").get_column("location_id"):
+        delete_location(store, location_id)
+    proposals = suggestions(store)
+    truth_places = {loc["entity_id"] or "Office": (loc["latitude"], loc["longitude"]) for loc in fleet.locations}
+    truth_places["highway"] = demo.HIGHWAY
+    for row in fleet.entities.filter(pl.col("entity_type") == "ChargePoint").iter_rows(named=True):
+        truth_places[row["entity_id"]] = (row["latitude"], row["longitude"])
+    centres = proposals.select("latitude", "longitude").rows()
+
+    def distance(a, b) -> float:
+        frame = pl.DataFrame([(*a, *b)], schema=["a", "b", "c", "d"], orient="row")
+        return frame.select(haversine_m(pl.col("a"), pl.col("b"), pl.col("c"), pl.col("d"))).item()
+
+    expected = ["ev-01", "ev-02", "ev-03", "ev-04", "Office", "highway", "cp-01", "cp-04"]
+    for name in expected:
+        nearest = min(distance(truth_places[name], c) for c in centres)
+        assert nearest <= 50, (name, nearest)
+    # No suggestion is away from every true place (none from driving positions).
+    for centre in centres:
+        assert min(distance(centre, p) for p in truth_places.values()) <= 200
+    labels = {row["entity_id"]: row["label"] for row in proposals.iter_rows(named=True) if row["entity_id"]}
+    assert labels["ev-01"] == "Home?" and labels["cp-01"] == "Home?"
+    store.close()
+
+
+def test_too_few_positions_give_no_suggestion():
+    schema = {
+        "session_id": pl.String,
+        "entity_id": pl.String,
+        "start_utc": pl.Datetime("us", "UTC"),
+        "energy_kwh": pl.Float64,
+        "latitude": pl.Float64,
+        "longitude": pl.Float64,
+    }
+    assert suggest_places(pl.DataFrame(schema=schema), "UTC").height == 0
+
+
+def test_cli_suggest_shows_rounded_centres_and_accepts(tmp_path, capsys):
+    from core.cli import main
+
+    db = str(tmp_path / "c.duckdb")
+    assert main(["--db", db, "demo"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "locations", "suggest", "--json"]) == 0
+    data = __import__("json").loads(capsys.readouterr().out)["data"]
+    assert [d["number"] for d in data] == list(range(1, len(data) + 1))
+    assert all(round(d["latitude"], 3) == d["latitude"] for d in data)
+    assert main(["--db", db, "locations", "suggest", "--accept", "1", "--label", "Fast charger"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db, "locations", "list", "--json"]) == 0
+    labels = [d["label"] for d in __import__("json").loads(capsys.readouterr().out)["data"]]
+    assert "Fast charger" in labels
+    assert main(["--db", db, "locations", "suggest", "--accept", "99"]) == 2
+    Store.close_all()
