@@ -1,6 +1,7 @@
 """Sessions: filtered table, one session's detail, exports."""
 
 import plotly.graph_objects as go
+import polars as pl
 import streamlit as st
 
 from core import queries
@@ -18,9 +19,11 @@ if table.height == 0:
     st.stop()
 
 st.caption(f"{table.height:,} sessions, {table.get_column('energy_kwh').sum():,.1f} kWh")
-shown = [c for c in EXPORT_COLUMNS if c in table.columns]
+shown = table.select([c for c in EXPORT_COLUMNS if c in table.columns]).with_columns(
+    pl.col("^.*_kwh$", "^.*_kw$", "location_accuracy").round(3), pl.col("duration_min").round(1)
+)
 event = st.dataframe(
-    table.select(shown),
+    shown,
     hide_index=True,
     width="stretch",
     on_select="rerun",

@@ -125,7 +125,7 @@ def session_readings(store: Store, session: dict, margin_min: int = 30) -> pl.Da
 def location_summary(store: Store) -> pl.DataFrame:
     """Every location with the number and energy of sessions that match it best."""
     return store.frame(
-        "SELECT l.label, coalesce(l.entity_id, '(all entities)') AS scope, l.latitude, l.longitude, l.radius_m, "
+        "SELECT l.label, coalesce(l.entity_id, 'all entities') AS scope, l.latitude, l.longitude, l.radius_m, "
         "count(m.session_id) AS sessions, coalesce(sum(s.energy_kwh), 0) AS energy_kwh, l.location_id "
         "FROM locations l LEFT JOIN session_locations m USING (location_id) LEFT JOIN sessions s USING (session_id) "
         "GROUP BY ALL ORDER BY l.label, scope"
@@ -139,3 +139,35 @@ def tariffs(store: Store) -> pl.DataFrame:
         "string_agg(CASE a.scope WHEN 'default' THEN 'default' ELSE a.scope || ' ' || a.target END, ', ') "
         "AS assigned FROM tariffs t LEFT JOIN tariff_assignments a ON a.tariff = t.name GROUP BY ALL ORDER BY t.name"
     )
+
+
+def session_positions(store: Store, decimals: int | None) -> pl.DataFrame:
+    """Session positions for a map: exact only when allowed, else rounded (3 decimals is about 100 m)."""
+    frame = store.frame(
+        "SELECT coalesce(s.latitude, e.latitude) AS latitude, coalesce(s.longitude, e.longitude) AS longitude, "
+        "count(*) AS sessions FROM sessions s JOIN entities e USING (entity_id) "
+        "WHERE coalesce(s.latitude, e.latitude) IS NOT NULL GROUP BY ALL"
+    )
+    if decimals is None:
+        return frame
+    return (
+        frame.with_columns(pl.col("latitude", "longitude").round(decimals))
+        .group_by("latitude", "longitude")
+        .agg(pl.col("sessions").sum())
+        .sort("latitude", "longitude")
+    )
+
+
+def filter_choices(store: Store) -> dict[str, list[str]]:
+    """The values each filter can take, from what is stored."""
+
+    def distinct(sql: str) -> list[str]:
+        return [r[0] for r in store.cursor().execute(sql).fetchall() if r[0] is not None]
+
+    return {
+        "entities": distinct("SELECT entity_id FROM entities ORDER BY entity_id"),
+        "entity_type": distinct("SELECT DISTINCT entity_type FROM entities ORDER BY 1"),
+        "location": distinct("SELECT DISTINCT label FROM locations ORDER BY 1"),
+        "method": distinct("SELECT DISTINCT method FROM sessions ORDER BY 1"),
+        "source": distinct("SELECT DISTINCT source FROM sessions ORDER BY 1"),
+    }
