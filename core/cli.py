@@ -139,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
         ("prices", ("import",)),
         ("costs", ("whatif",)),
         ("reports", ("monthly",)),
-        ("api", ("credentials",)),
         ("remote", ("connect", "entities", "pull", "sessions", "features", "reconcile")),
         ("scale", ("detect",)),
     ):
@@ -148,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
             cmd = sub.add_parser(action)
             cmd.add_argument("rest", nargs=argparse.REMAINDER)
             cmd.set_defaults(run=not_yet(f"{group} {action}"))
+    api = commands.add_parser("api", help="the local API").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    api.add_parser("credentials").set_defaults(run=cmd_api_credentials)
     for name in ("backup", "restore"):
         cmd = commands.add_parser(name)
         cmd.add_argument("file")
@@ -443,6 +446,14 @@ def cmd_sessions_export(args) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_api_credentials(args) -> int:
+    """Works while a server holds the database too: the credentials live in a file beside it."""
+    from core.credentials import load_or_create
+
+    print(json.dumps(load_or_create(database_path(args.db))))
     return EXIT_OK
 
 

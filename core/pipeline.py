@@ -197,19 +197,20 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
     """Replace the detected sessions of these entities (only those with capture on get any) and re-match them."""
     if not entity_ids:
         return 0
-    enabled = [
-        r[0]
-        for r in tx.execute(
-            "SELECT entity_id FROM features WHERE feature = ? AND enabled AND entity_id IN (SELECT unnest(?))",
+    enabled = dict(
+        tx.execute(
+            "SELECT f.entity_id, e.battery_capacity_kwh FROM features f JOIN entities e USING (entity_id) "
+            "WHERE f.feature = ? AND f.enabled AND f.entity_id IN (SELECT unnest(?))",
             [CAPTURE, list(entity_ids)],
         ).fetchall()
-    ]
+    )
     cols = ", ".join(READINGS_SCHEMA.names())
     readings = tx.sql(
         f"SELECT {cols} FROM readings WHERE entity_id IN (SELECT unnest(?)) ORDER BY entity_id, ts",
-        params=[enabled],
+        params=[list(enabled)],
     ).pl()
-    sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params)
+    capacities = {k: v for k, v in enabled.items() if v}
+    sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params, capacities)
     sessions = _with_bands(sessions)
     Store.replace_detected_sessions(tx, entity_ids, sessions)
     _rematch(tx, entity_ids)

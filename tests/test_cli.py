@@ -146,3 +146,15 @@ def test_locations_add_update_delete_rematch_sessions(sliced, cli):
     assert cli("locations", "delete", location_id).code == 2
     assert cli("entities", "set-capacity", entity, "75").out.strip() == f"{entity}: battery capacity 75.0 kWh"
     assert cli("entities", "set-capacity", entity, "301").code == 2
+
+
+def test_api_credentials_created_once_owner_only(cli, db_path):
+    import stat
+
+    first = cli("api", "credentials")
+    assert first.code == 0
+    body = json.loads(first.out)
+    assert set(body) == {"clientId", "clientSecret"} and len(body["clientSecret"]) >= 32
+    assert json.loads(cli("api", "credentials").out) == body
+    path = db_path.with_name(f"{db_path.stem}.api-credentials.json")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

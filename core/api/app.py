@@ -1,15 +1,22 @@
-"""FastAPI app: routes, one error handler with one error shape, security headers."""
+"""FastAPI app: routes, one error handler with one error shape, security headers, raw entity paths, body limit."""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import __version__
+from core.api.auth import Authenticator
+from core.api.middleware import BodyLimitMiddleware, EntityPathMiddleware
+from core.api.paging import Pager
+from core.api.routes import public, router
 from core.errors import ChargeLensError
 from core.settings import database_path
 from core.store import Store
@@ -28,14 +35,17 @@ _TITLES = {
 }
 
 
-def problem(status: int, title: str, detail: str, errors: dict | None = None) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, errors: dict | None = None, headers: dict | None = None
+) -> JSONResponse:
     body = {"title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def create_app() -> FastAPI:
+def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The API app; `clock` (monotonic seconds) drives token expiry and the authentication rate limit."""
     app = FastAPI(
         title="ChargeLens API",
         version=__version__,
@@ -43,10 +53,22 @@ def create_app() -> FastAPI:
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    app.state.auth = Authenticator(clock=clock)
+    app.state.pager = Pager()
+    app.include_router(public)
+    app.include_router(router)
+    # Added before the security-header middleware so that their own replies (413) get the headers too.
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(EntityPathMiddleware)
 
     @app.exception_handler(ChargeLensError)
     async def chargelens_error(request: Request, exc: ChargeLensError):
-        return problem(exc.status, exc.title, exc.detail, exc.errors)
+        return problem(exc.status, exc.title, exc.detail, exc.errors, getattr(exc, "headers", None))
+
+    @app.exception_handler(duckdb.TransactionException)
+    async def write_conflict(request: Request, exc: duckdb.TransactionException):
+        # Two writes to the same rows at once: DuckDB refuses the second; nothing was half-written.
+        return problem(409, "Conflict", "Another change to the same data was being saved; send the request again.")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -59,7 +81,7 @@ def create_app() -> FastAPI:
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no API route {request.url.path}; see /api/docs for the routes."
-        return problem(exc.status_code, title, detail)
+        return problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -68,7 +90,10 @@ def create_app() -> FastAPI:
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # answered here, not outside, so that a 500 carries the headers too
+            response = await unexpected(request, exc)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"

@@ -1,0 +1,124 @@
+"""ASGI layers of the API: entity ids routed on the raw path (so `%2F` stays inside an id), a JSON body limit."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote, unquote
+
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_BYTES = 1024 * 1024
+_ENTITIES = ("v1", "entities")
+_TOO_LARGE = "The request body is larger than 1 MB; send a smaller body."
+
+
+class EntityIdConvertor(Convertor[str]):
+    """`{entityId:entity}`: one still-encoded path segment, decoded only here, so an id may hold `/`."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+register_url_convertor("entity", EntityIdConvertor())
+
+
+class EntityPathMiddleware:
+    """Puts the entity segment of /v1/entities/<id>/... back in its percent-encoded form before routing.
+
+    Servers decode `%2F` to `/` in `path`, after which `fleet%2Fev` and a route below `fleet` look alike; the
+    raw path still tells them apart. Only the entity segment stays encoded; the rest is routed as usual.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = _with_encoded_entity(scope)
+        await self.app(scope, receive, send)
+
+
+def _with_encoded_entity(scope: Scope) -> Scope:
+    root = scope.get("root_path", "")
+    path = scope["path"]
+    if not path.startswith(root):
+        return scope
+    raw = scope.get("raw_path")
+    if raw:
+        text = raw.decode("latin-1")
+        prefix = quote(root)
+        if not text.startswith(prefix):
+            return scope
+        parts = text[len(prefix) :].split("/")
+        if len(parts) < 4 or tuple(parts[1:3]) != _ENTITIES or not parts[3]:
+            return scope
+        rest = [unquote(p) for p in parts[4:]]
+        segment = parts[3]
+    else:
+        # Without the raw path an id with "/" cannot be told apart; still encode the segment for the convertor.
+        parts = path[len(root) :].split("/")
+        if len(parts) < 4 or tuple(parts[1:3]) != _ENTITIES or not parts[3]:
+            return scope
+        rest = parts[4:]
+        segment = quote(parts[3], safe="")
+    return {**scope, "path": root + "/".join(["", *_ENTITIES, segment, *rest])}
+
+
+class BodyLimitMiddleware:
+    """413 PayloadTooLarge for a JSON body over 1 MB, told by Content-Length or counted while it streams in.
+
+    Multipart uploads are left to their own, larger limit (the max_upload_mb setting).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+            await self.app(scope, receive, send)
+            return
+        declared = headers.get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            await _too_large(send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    # Raised inside the route's body reading, so the app's one error handler answers it.
+                    raise HTTPException(413, detail=_TOO_LARGE)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+async def _too_large(send: Send) -> None:
+    body = json.dumps({"title": "PayloadTooLarge", "status": 413, "detail": _TOO_LARGE}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
