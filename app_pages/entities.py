@@ -1,11 +1,14 @@
-"""Entities: type, battery capacity and the CaptureChargeSessions toggle."""
+"""Entities: type, battery capacity and the CaptureChargeSessions toggle, which calls the feature API."""
 
 import streamlit as st
 
-from core.errors import ChargeLensError
+from core.client import PlatformError
+from core.credentials import load_or_create
 from core.features import CAPTURE
-from core.pipeline import set_feature
-from ui.common import empty_state, store
+from core.settings import database_path
+from ui.common import empty_state, feature_client, store
+
+MAX_TOGGLES = 200
 
 st.title("Entities")
 db = store()
@@ -13,31 +16,85 @@ entities = db.entities()
 if entities.height == 0:
     empty_state("No entities yet.", "Entities appear when readings are imported.")
     st.stop()
+client = feature_client()
+
+
+def remember(entity_id: str, error: PlatformError) -> None:
+    st.session_state["refusal"] = (entity_id, error.title, error.detail)
 
 
 def toggle_capture(entity_id: str, key: str, before: bool) -> None:
-    """Ask for the change; a refusal leaves the toggle as it was and says why."""
+    """Ask the feature API; a refusal leaves the toggle as it was and says why (with the fix inline)."""
     try:
-        set_feature(db, entity_id, CAPTURE, st.session_state[key])
-    except ChargeLensError as exc:
+        client.set_feature(entity_id, CAPTURE, st.session_state[key])
+    except PlatformError as error:
         st.session_state[key] = before
-        st.session_state["capture-refusal"] = f"{exc.title}: {exc.detail}"
+        remember(entity_id, error)
 
 
 st.dataframe(
-    entities.select("entity_id", "entity_type", "name", "brand", "battery_capacity_kwh", "last_seen"),
-    hide_index=True,
-    width="stretch",
-)
+    entities.select("entity_id", "entity_type", "name", "brand", "battery_capacity_kwh", "capture_sessions",
+                    "last_seen"),
+    hide_index=True, width="stretch",
+)  # fmt: skip
+
+
+def fix_capacity(entity_id: str) -> None:
+    """Set the capacity, then switch capture on; toggles follow the stored state."""
+    try:
+        client.set_battery_capacity(entity_id, st.session_state["capacity-fix-kwh"])
+        client.set_feature(entity_id, CAPTURE, True)
+        st.session_state.pop("refusal", None)
+        st.session_state[f"capture-{entity_id}"] = True
+    except PlatformError as error:
+        remember(entity_id, error)
+
+
+def switch_many(entity_ids: list[str], state: bool) -> None:
+    failures = []
+    for entity_id in entity_ids:
+        try:
+            client.set_feature(entity_id, CAPTURE, state)
+            st.session_state[f"capture-{entity_id}"] = state
+        except PlatformError as error:
+            failures.append(f"{entity_id}: {error.title}")
+    st.session_state["bulk-refusals"] = failures
+
+
+refusal = st.session_state.get("refusal")
+if refusal:
+    entity_id, title, detail = refusal
+    st.error(f"{title}: {detail}")
+    if title == "BatteryCapacityRequired":
+        st.number_input(f"Battery capacity of {entity_id} (kWh)", 1.0, 300.0, value=60.0, step=1.0,
+                        key="capacity-fix-kwh")  # fmt: skip
+        st.button("Set capacity and switch capture on", on_click=fix_capacity, args=(entity_id,))
+
 st.subheader(CAPTURE)
-if refusal := st.session_state.pop("capture-refusal", None):
-    st.error(refusal)
-for row in entities.iter_rows(named=True):
+search = st.text_input("Find entities", placeholder="part of an id or name")
+shown = entities.filter(
+    entities["entity_id"].str.contains(search, literal=True) | entities["name"].fill_null("").str.contains(
+        search, literal=True)
+) if search else entities  # fmt: skip
+if shown.height > MAX_TOGGLES:
+    st.caption(f"{shown.height:,} entities; showing the first {MAX_TOGGLES}. Narrow the search to see others.")
+for row in shown.head(MAX_TOGGLES).iter_rows(named=True):
     key = f"capture-{row['entity_id']}"
-    st.toggle(
-        f"{row['entity_id']} ({row['entity_type']})",
-        value=row["capture_sessions"],
-        key=key,
-        on_change=toggle_capture,
-        args=(row["entity_id"], key, row["capture_sessions"]),
-    )
+    label = f"{row['entity_id']} · {row['entity_type']}" + (f" · {row['name']}" if row["name"] else "")
+    st.toggle(label, value=row["capture_sessions"], key=key, on_change=toggle_capture,
+              args=(row["entity_id"], key, row["capture_sessions"]))  # fmt: skip
+
+with st.expander("Switch several at once"):
+    chosen = st.multiselect("Entities", shown.get_column("entity_id").to_list())
+    on, off = st.columns(2)
+    on.button("Switch on", disabled=not chosen, on_click=switch_many, args=(chosen, True))
+    off.button("Switch off", disabled=not chosen, on_click=switch_many, args=(chosen, False))
+    if failures := st.session_state.pop("bulk-refusals", None):
+        st.warning("Refused: " + "; ".join(failures))
+
+with st.expander("Local API credentials"):
+    credentials = load_or_create(database_path())
+    st.write("Scripts reach this dashboard's API at `/api` (see `/api/docs`) with these client credentials.")
+    st.code(f"clientId: {credentials['clientId']}", language=None)
+    if st.toggle("Show the client secret"):
+        st.code(f"clientSecret: {credentials['clientSecret']}", language=None)

@@ -47,3 +47,10 @@ def kpi_row(cards: Sequence[Kpi], values: dict) -> None:
     for column, card in zip(st.columns(len(cards)), cards, strict=True):
         value = values.get(card.key)
         column.metric(card.label, "–" if value is None else card.fmt.format(value), help=card.help)
+
+
+def feature_client():
+    """The client of the feature API (this process's own API over httpx; see core.platform)."""
+    from core.platform import local_client
+
+    return local_client(database_path())
