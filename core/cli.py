@@ -134,10 +134,42 @@ def build_parser() -> argparse.ArgumentParser:
     s_set.set_defaults(run=cmd_settings_set)
 
     # Commands of the specification that later versions fill in; they answer with exit 2 for now.
+    tariffs = commands.add_parser("tariffs", help="tariffs and where they apply").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    t_add = tariffs.add_parser("add")
+    t_add.add_argument("file")
+    t_add.set_defaults(run=cmd_tariffs_add)
+    t_list = tariffs.add_parser("list")
+    t_list.add_argument("--json", action="store_true")
+    t_list.set_defaults(run=cmd_tariffs_list)
+    t_assign = tariffs.add_parser("assign")
+    t_assign.add_argument("name")
+    target = t_assign.add_mutually_exclusive_group(required=True)
+    target.add_argument("--default", action="store_true")
+    target.add_argument("--location", metavar="LABEL")
+    target.add_argument("--entity", metavar="ID")
+    t_assign.set_defaults(run=cmd_tariffs_assign)
+    prices = commands.add_parser("prices", help="dynamic price series").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    p_import = prices.add_parser("import")
+    p_import.add_argument("file")
+    p_import.add_argument("--tariff", required=True)
+    p_import.set_defaults(run=cmd_prices_import)
+    costs = commands.add_parser("costs", help="what-if pricing").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    whatif = costs.add_parser("whatif")
+    whatif.add_argument("--tariff", required=True)
+    whatif.add_argument("--start")
+    whatif.add_argument("--end")
+    whatif.add_argument("--entity", action="append", default=[])
+    whatif.add_argument("--period", choices=["day", "week", "month"], default="month")
+    whatif.add_argument("--json", action="store_true")
+    whatif.set_defaults(run=cmd_costs_whatif)
+
     for group, actions in (
-        ("tariffs", ("add", "list", "assign")),
-        ("prices", ("import",)),
-        ("costs", ("whatif",)),
         ("reports", ("monthly",)),
         ("remote", ("connect", "entities", "pull", "sessions", "features", "reconcile")),
         ("scale", ("detect",)),
@@ -446,6 +478,87 @@ def cmd_sessions_export(args) -> int:
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_tariffs_add(args) -> int:
+    from core.pricing import add_tariff
+
+    path = Path(args.file)
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; check the path.") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(
+            f"{path.name} is not valid JSON ({str(exc)[:150]}); see the tariff format in the README."
+        ) from None
+    if not isinstance(body, dict):
+        raise InputError(f"{path.name} must hold one tariff object (see the tariff format in the README).")
+    store = _store(args)
+    tariff = add_tariff(store, body, store.settings().max_gap_min)
+    print(f"tariff {tariff.name} saved ({tariff.currency}, {len(tariff.bands)} bands)")
+    return EXIT_OK
+
+
+def cmd_tariffs_list(args) -> int:
+    from core.queries import tariffs
+
+    rows = tariffs(_store(args)).to_dicts()
+    if args.json:
+        print(json.dumps({"data": [{**json.loads(r["body"]), "assigned": r["assigned"]} for r in rows]}, indent=2))
+        return EXIT_OK
+    _print_table(rows, ["name", "currency", "timezone", "assigned"])
+    return EXIT_OK
+
+
+def cmd_tariffs_assign(args) -> int:
+    from core.pricing import assign_tariff
+
+    store = _store(args)
+    scope, target = (
+        ("default", "") if args.default else ("location", args.location) if args.location else ("entity", args.entity)
+    )
+    assign_tariff(store, args.name, scope, target, store.settings().max_gap_min)
+    print(f"tariff {args.name} assigned to {scope} {target}".rstrip())
+    return EXIT_OK
+
+
+def cmd_prices_import(args) -> int:
+    from core.pricing import import_prices
+
+    path = Path(args.file)
+    if not path.exists():
+        raise InputError(f"{path} does not exist; check the path.")
+    store = _store(args)
+    count = import_prices(store, path, args.tariff, store.settings().max_gap_min)
+    print(f"{path.name}: {count} prices stored for tariff {args.tariff}")
+    return EXIT_OK
+
+
+def cmd_costs_whatif(args) -> int:
+    from core.costs import round_money
+    from core.pricing import whatif
+    from core.queries import SessionFilter
+
+    flt = SessionFilter(
+        start=_parse_time(args.start, "--start"), end=_parse_time(args.end, "--end"), entity_ids=tuple(args.entity)
+    )
+    frame = whatif(_store(args), args.tariff, flt, args.period)
+    rows = [
+        {
+            **r,
+            "period_start": str(r["period_start"]),
+            "actual": round_money(r["actual"]),
+            "whatif": round_money(r["whatif"]),
+            "difference": round_money(r["difference"]),
+        }
+        for r in frame.to_dicts()
+    ]
+    if args.json:
+        print(json.dumps({"data": rows}, indent=2, default=str))
+        return EXIT_OK
+    _print_table(rows, ["period_start", "entity_id", "sessions", "actual", "whatif", "difference", "currency"])
     return EXIT_OK
 
 

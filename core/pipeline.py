@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from core import locations as locations_mod
+from core import pricing
 from core.detect import DetectParams, detect_sessions
 from core.errors import InputError, NotFound
 from core.features import CAPTURE, capture_refusal, check_feature_name
@@ -89,7 +90,7 @@ def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str 
         _enable_compatible(tx, touched)
         _recompute(tx, touched, DetectParams.from_settings(store.settings()))
         if parsed.sessions.height:
-            _rematch(tx, parsed.sessions.get_column("entity_id").unique().to_list())
+            _refresh(tx, parsed.sessions.get_column("entity_id").unique().to_list(), store.settings())
     return summary
 
 
@@ -211,10 +212,16 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
     ).pl()
     capacities = {k: v for k, v in enabled.items() if v}
     sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params, capacities)
-    sessions = _with_bands(sessions)
-    Store.replace_detected_sessions(tx, entity_ids, sessions)
+    Store.replace_detected_sessions(tx, entity_ids, _with_bands(sessions))
     _rematch(tx, entity_ids)
+    pricing.reprice(tx, entity_ids, params.max_gap_min)
     return sessions.height
+
+
+def _refresh(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, settings) -> None:
+    """After places change: match sessions to locations again, then price them again (tariffs follow labels)."""
+    _rematch(tx, entity_ids)
+    pricing.reprice(tx, entity_ids, settings.max_gap_min)
 
 
 def _rematch(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None = None) -> None:
@@ -290,7 +297,7 @@ def add_location(
                 location["radius_m"],
             ],
         )
-        _rematch(tx)
+        _refresh(tx, None, store.settings())
     return location_id
 
 
@@ -377,7 +384,7 @@ def update_location(store: Store, location_id: str, **changes) -> dict:
             "UPDATE locations SET label = ?, latitude = ?, longitude = ?, radius_m = ? WHERE location_id = ?",
             [location["label"], location["latitude"], location["longitude"], location["radius_m"], location_id],
         )
-        _rematch(tx)
+        _refresh(tx, None, store.settings())
     return {"location_id": location_id, **location}
 
 
@@ -387,6 +394,7 @@ def delete_location(store: Store, location_id: str) -> None:
     with store.transaction() as tx:
         tx.execute("DELETE FROM session_locations WHERE location_id = ?", [location_id])
         tx.execute("DELETE FROM locations WHERE location_id = ?", [location_id])
+        _refresh(tx, None, store.settings())
 
 
 def suggestions(store: Store) -> pl.DataFrame:

@@ -64,6 +64,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             reason VARCHAR NOT NULL)""",
         "CREATE TABLE settings (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
     ),
+    (
+        """CREATE TABLE prices (
+            tariff VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, price_per_kwh DOUBLE NOT NULL,
+            PRIMARY KEY (tariff, ts))""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

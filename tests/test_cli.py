@@ -84,7 +84,7 @@ def test_export_filters_and_out_file(sliced, cli, tmp_path):
         (("ingest", "/nonexistent/file.csv"), "does not exist"),
         (("features", "set", "nobody", "CaptureChargeSessions", "on"), "no entity 'nobody'"),
         (("settings", "set", "display_timezone", "Mars/Base"), "time zone"),
-        (("tariffs", "list"), "not available in this version"),
+        (("reports", "monthly"), "not available in this version"),
         (("sessions", "export", "--format", "pdf"), "invalid choice"),
         (("locations", "add", "--label", "", "--lat", "91", "--lon", "0"), "latitude must be"),
     ],

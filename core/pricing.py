@@ -1,0 +1,189 @@
+"""Prices stored sessions with the tariff engine, and manages tariffs, assignments and dynamic prices."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from core import costs
+from core.errors import ChargeLensError, InputError, NotFound
+from core.importers import read_bytes
+from core.store import Store
+
+_BEST_LABEL = (
+    "(SELECT l.label FROM session_locations sl JOIN locations l USING (location_id) "
+    "WHERE sl.session_id = s.session_id ORDER BY sl.accuracy DESC, l.label LIMIT 1)"
+)
+
+
+def load_tariffs(tx: duckdb.DuckDBPyConnection) -> tuple[list[costs.Tariff], pl.DataFrame, dict[str, pl.DataFrame]]:
+    rows = tx.execute("SELECT name, body FROM tariffs ORDER BY name").fetchall()
+    prices = tx.sql("SELECT tariff, ts, price_per_kwh FROM prices ORDER BY tariff, ts").pl()
+    series = {name: group.drop("tariff") for (name,), group in prices.group_by("tariff")}
+    tariffs = [costs.parse_tariff(json.loads(body), has_prices=name in series) for name, body in rows]
+    assignments = tx.sql("SELECT tariff, scope, target FROM tariff_assignments ORDER BY ALL").pl()
+    return tariffs, assignments, series
+
+
+def reprice(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, max_gap_min: float) -> int:
+    """Price the sessions of these entities (None = all) per reading interval; store bands, costs and currency."""
+    scope, params = (
+        ("WHERE s.entity_id IN (SELECT unnest(?))", [list(entity_ids)]) if entity_ids is not None else ("", [])
+    )
+    sessions = tx.sql(
+        "SELECT s.session_id, s.entity_id, s.start_utc, s.end_utc, s.plug_in_utc, s.plug_out_utc, s.energy_kwh, "
+        f"s.source, s.flags, {_BEST_LABEL} AS location_label FROM sessions s {scope} ORDER BY s.session_id",
+        params=params or None,
+    ).pl()
+    if sessions.height == 0:
+        return 0
+    tariffs, assignments, series = load_tariffs(tx)
+    if tariffs:
+        choice = costs.choose_tariff(sessions, assignments, tariffs)
+    else:
+        choice = sessions.select("session_id", pl.lit(None, pl.String).alias("tariff"))
+    detected = sessions.filter(pl.col("source") == "detected")
+    intervals = None
+    if detected.height and choice.get_column("tariff").is_not_null().any():
+        readings = tx.sql(
+            "SELECT entity_id, ts, power_kw, energy_kwh FROM readings WHERE entity_id IN (SELECT unnest(?)) "
+            "AND ts BETWEEN ? - INTERVAL 1 DAY AND ? + INTERVAL 1 DAY ORDER BY entity_id, ts",
+            params=[
+                detected.get_column("entity_id").unique().to_list(),
+                detected["start_utc"].min(),
+                detected["end_utc"].max(),
+            ],
+        ).pl()
+        intervals = costs.intervals_from_readings(readings, detected, max_gap_min=max_gap_min)
+    priced = costs.price_chosen(sessions, intervals, choice, tariffs, series)
+    flags = sessions.select(
+        "session_id",
+        pl.col("flags")
+        .fill_null("")
+        .str.split(",")
+        .list.eval(pl.element().filter((pl.element() != "") & (pl.element() != "priced_evenly")))
+        .alias("__flags"),
+    )
+    update = priced.join(flags, on="session_id").with_columns(
+        flags=pl.when(pl.col("priced_evenly").fill_null(False))
+        .then(pl.col("__flags").list.concat(pl.lit(["priced_evenly"])))
+        .otherwise(pl.col("__flags"))
+        .list.join(",")
+    )
+    columns = [c for c in costs.PRICED_COLUMNS if c not in ("session_id", "cost_net", "priced_evenly")] + ["flags"]
+    frame = update.select("session_id", *columns)  # noqa: F841 (read by DuckDB's replacement scan)
+    assignments_sql = ", ".join(f"{c} = u.{c}" for c in columns)
+    tx.execute(f"UPDATE sessions SET {assignments_sql} FROM frame u WHERE sessions.session_id = u.session_id")
+    return update.height
+
+
+def add_tariff(store: Store, body: dict, max_gap_min: float) -> costs.Tariff:
+    """Add (or replace, by name) a tariff; refused when it leaves an hour uncovered or overlaps another."""
+    with store.transaction() as tx:
+        has_prices = bool(
+            tx.execute("SELECT count(*) FROM prices WHERE tariff = ?", [body.get("name")]).fetchall()[0][0]
+        )
+        tariff = costs.parse_tariff(body, has_prices=has_prices)
+        tx.execute(
+            "INSERT INTO tariffs (name, body) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+            [tariff.name, json.dumps(tariff.to_body())],
+        )
+        tariffs, assignments, _ = load_tariffs(tx)
+        costs.check_overlap(tariffs, assignments)
+        reprice(tx, None, max_gap_min)
+    return tariff
+
+
+def assign_tariff(store: Store, name: str, scope: str, target: str, max_gap_min: float) -> None:
+    """Assign a tariff as the default, to every location with a label, or to an entity; then reprice."""
+    if scope not in costs.SCOPES:
+        raise InputError(f"Assign a tariff to a location, an entity or as the default, not '{scope}'.")
+    with store.transaction() as tx:
+        if not tx.execute("SELECT count(*) FROM tariffs WHERE name = ?", [name]).fetchall()[0][0]:
+            raise NotFound(f"There is no tariff '{name}'; add it first with `tariffs add FILE`.")
+        if (
+            scope == "entity"
+            and not tx.execute("SELECT count(*) FROM entities WHERE entity_id = ?", [target]).fetchall()[0][0]
+        ):
+            raise NotFound(f"There is no entity '{target}'; list entities to see the known ids.")
+        if (
+            scope == "location"
+            and not tx.execute("SELECT count(*) FROM locations WHERE label = ?", [target]).fetchall()[0][0]
+        ):
+            raise NotFound(f"There is no location labelled '{target}'; list locations to see the labels.")
+        tx.execute(
+            "INSERT INTO tariff_assignments VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            [name, scope, target if scope != "default" else ""],
+        )
+        tariffs, assignments, _ = load_tariffs(tx)
+        costs.check_overlap(tariffs, assignments)
+        reprice(tx, None, max_gap_min)
+
+
+def import_prices(store: Store, path: Path, tariff: str, max_gap_min: float) -> int:
+    """A dynamic price series (CSV `ts,price_per_kwh`) for a tariff; later prices replace stored ones."""
+    try:
+        frame = pl.read_csv(read_bytes(path), infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(f"{path.name} could not be read as CSV ({str(exc).splitlines()[0][:200]}).") from None
+    if not {"ts", "price_per_kwh"} <= set(frame.columns):
+        raise InputError(f"{path.name} needs the columns ts and price_per_kwh; found {', '.join(frame.columns)}.")
+    from core.importers.times import parse_times
+
+    frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
+    times = parse_times(frame, "ts", None, None, "Z or an offset on every time (price files are not in local time)")
+    prices = frame.select("__row", pl.col("price_per_kwh").str.strip_chars().cast(pl.Float64, strict=False)).join(
+        times.frame.select("__row", "ts", "__ts_reason"), on="__row"
+    )
+    bad = prices.filter(
+        pl.col("ts").is_null() | pl.col("__ts_reason").is_not_null() | pl.col("price_per_kwh").is_null()
+    )
+    if bad.height:
+        raise InputError(
+            f"{path.name} row {bad['__row'][0]}: needs an ISO time with Z or an offset and a number "
+            f"price; {bad.height} such rows. Fix them and import again."
+        )
+    series = prices.select("ts", "price_per_kwh").unique("ts", keep="last").sort("ts")
+    with store.transaction() as tx:
+        if not tx.execute("SELECT count(*) FROM tariffs WHERE name = ?", [tariff]).fetchall()[0][0]:
+            raise NotFound(f"There is no tariff '{tariff}'; add it first with `tariffs add FILE`.")
+        tx.execute(
+            "INSERT INTO prices SELECT ?, ts, price_per_kwh FROM series ON CONFLICT (tariff, ts) DO UPDATE SET "
+            "price_per_kwh = excluded.price_per_kwh",
+            [tariff],
+        )
+        reprice(tx, None, max_gap_min)
+    return series.height
+
+
+def whatif(store: Store, tariff: str, flt, period: str = "month") -> pl.DataFrame:
+    """Actual cost next to the cost under another tariff, per period and entity, for the filtered sessions."""
+    from core.queries import sessions as session_rows
+
+    rows = session_rows(store, flt)
+    with store.transaction() as tx:
+        tariffs, _, series = load_tariffs(tx)
+        chosen = next((t for t in tariffs if t.name == tariff), None)
+        if chosen is None:
+            raise NotFound(f"There is no tariff '{tariff}'; add it first with `tariffs add FILE`.")
+        detected = rows.filter(pl.col("source") == "detected")
+        intervals = None
+        if detected.height:
+            readings = tx.sql(
+                "SELECT entity_id, ts, power_kw, energy_kwh FROM readings WHERE entity_id IN (SELECT unnest(?)) "
+                "AND ts BETWEEN ? - INTERVAL 1 DAY AND ? + INTERVAL 1 DAY ORDER BY entity_id, ts",
+                params=[
+                    detected.get_column("entity_id").unique().to_list(),
+                    detected["start_utc"].min(),
+                    detected["end_utc"].max(),
+                ],
+            ).pl()
+            intervals = costs.intervals_from_readings(readings, detected, max_gap_min=store.settings().max_gap_min)
+    if rows.height == 0:
+        raise ChargeLensError("No sessions match the filter; widen the period or the entities.", title="NoSessions")
+    other = costs.price_sessions(rows, intervals, chosen, series.get(tariff))
+    return costs.whatif(rows, other, period, store.settings().display_timezone)
