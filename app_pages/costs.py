@@ -1,18 +1,112 @@
-"""Costs: the tariffs and where they apply."""
+"""Costs: tariffs (editor, assignment, dynamic prices), cost per entity, location and period, and what-if."""
 
+import io
+import tempfile
+from pathlib import Path
+
+import plotly.express as px
+import polars as pl
 import streamlit as st
 
 from core import queries
-from ui.common import empty_state, store
+from core.costs import DAY_NAMES, parse_tariff
+from core.pricing import add_tariff, assign_tariff, import_prices, whatif
+from ui.common import empty_state, shown_errors, store
+from ui.filters import filter_bar
 
 st.title("Costs")
 db = store()
+settings = db.settings()
 tariffs = queries.tariffs(db)
-if tariffs.height == 0:
-    empty_state("No tariffs yet.", "Add a tariff with `python -m core tariffs add FILE` or load the demo fleet.")
+
+st.subheader("Tariffs")
+if tariffs.height:
+    st.dataframe(tariffs.drop("body"), hide_index=True, width="stretch")
+else:
+    empty_state("No tariffs yet.", "Create one below; sessions without a tariff show “no tariff”, never 0.")
+
+with st.expander("Create or change a tariff", expanded=tariffs.height == 0):
+    left, right = st.columns(2)
+    name = left.text_input("Name", value="home-two-band", max_chars=100)
+    currency = right.text_input("Currency", value="EUR", max_chars=3)
+    zone = left.text_input("Time zone", value=settings.display_timezone if settings.display_timezone != "UTC"
+                           else "Europe/Brussels")  # fmt: skip
+    vat = right.number_input("VAT %", 0.0, 100.0, value=21.0)
+    t1_price = left.number_input("Band t1 price per kWh", 0.0, 10.0, value=0.40, format="%.4f")
+    t1_days = right.multiselect("Band t1 days", DAY_NAMES, default=list(DAY_NAMES[:5]))
+    t1_hours = st.slider("Band t1 local hours [from, to)", 0, 24, (7, 22))
+    t2_price = left.number_input("Band t2 price per kWh (every other hour)", 0.0, 10.0, value=0.20, format="%.4f")
+    fee_session = right.number_input("Fee per session", 0.0, 1000.0, value=0.50)
+    fee_min = left.number_input("Fee per charging minute", 0.0, 100.0, value=0.0, format="%.4f")
+    idle_fee = right.number_input("Idle fee per minute", 0.0, 100.0, value=0.0, format="%.4f")
+    grace = left.number_input("Idle grace (minutes)", 0.0, 1440.0, value=0.0)
+    valid_from = right.date_input("Valid from", value=None)
+    body = {
+        "name": name, "currency": currency.upper(), "timezone": zone,
+        "bands": [{"band": "t1", "price_per_kwh": t1_price, "days": t1_days, "hours": list(t1_hours)},
+                  {"band": "t2", "price_per_kwh": t2_price}],
+        "fee_per_min": fee_min, "idle_fee_per_min": idle_fee, "idle_grace_min": grace, "fee_per_session": fee_session,
+        "vat_pct": vat, "min_per_session": None, "max_per_session": None,
+        "valid_from": valid_from.isoformat() if valid_from else None, "valid_to": None,
+    }  # fmt: skip
+    with shown_errors():
+        preview = parse_tariff(body)
+        grid = pl.DataFrame(
+            {day: [next(b.band for b in preview.bands if b.matches(i, h)) for h in range(24)]
+             for i, day in enumerate(DAY_NAMES)}
+        ).with_row_index("hour")  # fmt: skip
+        st.caption("Band of each local hour (rows) and weekday (columns):")
+        st.dataframe(grid, hide_index=True, height=300)
+        if st.button("Save tariff", type="primary"):
+            add_tariff(db, body, settings.max_gap_min)
+            st.success(f"Tariff {name} saved; sessions were priced again.")
+            st.rerun()
+
+if tariffs.height:
+    with st.expander("Assign a tariff"):
+        tariff_name = st.selectbox("Tariff", tariffs.get_column("name").to_list(), key="assign-tariff")
+        scope = st.radio("Applies to", ["location", "entity", "default"], horizontal=True)
+        choices = queries.filter_choices(db)
+        target = "" if scope == "default" else st.selectbox(
+            "Location label" if scope == "location" else "Entity",
+            choices["location"] if scope == "location" else choices["entities"],
+        )  # fmt: skip
+        if st.button("Assign"):
+            with shown_errors():
+                assign_tariff(db, tariff_name, scope, target or "", settings.max_gap_min)
+                st.rerun()
+    with st.expander("Dynamic prices (CSV: ts, price_per_kwh)"):
+        price_tariff = st.selectbox("For tariff", tariffs.get_column("name").to_list(), key="price-tariff")
+        upload = st.file_uploader("Price file", type=["csv"], key="prices")
+        if upload is not None:
+            with shown_errors():
+                st.dataframe(pl.read_csv(io.BytesIO(upload.getvalue()), infer_schema=False, n_rows=10),
+                             hide_index=True)  # fmt: skip
+            if st.button("Import prices"):
+                with tempfile.TemporaryDirectory() as folder, shown_errors():
+                    path = Path(folder) / "prices.csv"
+                    path.write_bytes(upload.getvalue())
+                    count = import_prices(db, path, price_tariff, settings.max_gap_min)
+                    st.success(f"{count} prices stored; sessions were priced again.")
+
+st.subheader("Cost of the filtered sessions")
+flt = filter_bar(db, "costs")
+by = st.radio("Per", ["entity", "location", "day", "week", "month"], horizontal=True, index=4)
+summary = queries.costs_by(db, flt, by, settings.display_timezone)
+if summary.height == 0:
+    empty_state("No sessions match.", "Widen the filter, or import readings.")
     st.stop()
-st.dataframe(tariffs.drop("body"), hide_index=True, width="stretch")
-for row in tariffs.iter_rows(named=True):
-    with st.expander(f"Tariff {row['name']}"):
-        st.json(row["body"])
-st.caption("Sessions are priced with these tariffs once the cost engine is in place; until then costs show as empty.")
+st.dataframe(summary.with_columns(pl.col("energy_kwh", "cost_total").round(2)), hide_index=True, width="stretch")
+fig = px.bar(summary, x=by, y="cost_total", color="currency", title=f"Cost per {by} (VAT included)")
+st.plotly_chart(fig, width="stretch")
+st.caption("Costs include VAT; sessions without a tariff count as “no tariff”, not as 0.")
+
+if tariffs.height:
+    st.subheader("What if")
+    other = st.selectbox("Price the same sessions under", tariffs.get_column("name").to_list(), key="whatif")
+    with shown_errors():
+        compared = whatif(db, other, flt, "month")
+        st.dataframe(compared, hide_index=True, width="stretch")
+        totals = compared.select(pl.col("actual", "whatif", "difference").sum())
+        st.metric("Difference over the filtered sessions", f"{totals['difference'][0]:,.2f}",
+                  help="What-if minus actual; negative means the other tariff would have been cheaper.")  # fmt: skip

@@ -171,3 +171,24 @@ def filter_choices(store: Store) -> dict[str, list[str]]:
         "method": distinct("SELECT DISTINCT method FROM sessions ORDER BY 1"),
         "source": distinct("SELECT DISTINCT source FROM sessions ORDER BY 1"),
     }
+
+
+def costs_by(store: Store, flt: SessionFilter, by: str, timezone: str) -> pl.DataFrame:
+    """Sessions, energy and cost per entity, location or local day/week/month, per currency."""
+    keys = {
+        "entity": "s.entity_id",
+        "location": "coalesce(m.location_label, '(no location)')",
+        "day": "date_trunc('day', timezone(?, s.start_utc))",
+        "week": "date_trunc('week', timezone(?, s.start_utc))",
+        "month": "date_trunc('month', timezone(?, s.start_utc))",
+    }
+    if by not in keys:
+        raise ValueError(by)
+    where, params = flt.where()
+    lead = [timezone] if by in ("day", "week", "month") else []
+    return store.frame(
+        f"SELECT {keys[by]} AS {by}, coalesce(s.currency, 'no tariff') AS currency, count(*) AS sessions, "
+        "sum(s.energy_kwh) AS energy_kwh, sum(s.cost_total) AS cost_total "
+        f"FROM sessions s JOIN entities e USING (entity_id) {_BEST_MATCH}{where} GROUP BY ALL ORDER BY 1, 2",
+        [*lead, *params],
+    )

@@ -1,0 +1,52 @@
+"""Costs page in real Chromium: create a two-band tariff, assign it to a location, see the costs in the export."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Server, load_demo, shot
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(tmp_path):
+    db = tmp_path / "costs.duckdb"
+    load_demo(db)
+    server = Server(db)
+    yield server
+    server.stop()
+
+
+def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_path):
+    page.goto(f"{server.url}/costs")
+    expect(page.get_by_role("heading", name="Costs", level=1)).to_be_visible(timeout=30_000)
+    page.get_by_text("Create or change a tariff").click()
+    page.get_by_label("Name").fill("home-two-band")
+    page.get_by_label("Band t1 price per kWh").fill("0.4000")
+    page.get_by_label("Band t2 price per kWh (every other hour)").fill("0.2000")
+    page.get_by_label("Fee per session").fill("0.50")
+    page.get_by_role("button", name="Save tariff").click()
+    expect(page.get_by_text("home-two-band").first).to_be_visible(timeout=30_000)
+    page.get_by_text("Assign a tariff").click()
+    page.get_by_label("Tariff", exact=True).click()
+    page.get_by_role("option", name="home-two-band").click()
+    page.get_by_role("button", name="Assign", exact=True).click()
+    expect(page.get_by_text("location Home")).to_be_attached(timeout=30_000)  # a grid cell, drawn on canvas
+    shot(page, "costs-assigned")
+
+    page.goto(f"{server.url}/sessions?location=Home&entity=ev-01")
+    expect(page.get_by_text(" sessions, ")).to_be_visible(timeout=30_000)
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Export CSV").click()
+    rows = list(csv.DictReader(io.StringIO((download.value.path()).read_text())))
+    assert len(rows) > 10
+    for row in rows:
+        t1, t2 = float(row["energy_t1_kwh"]), float(row["energy_t2_kwh"])
+        assert row["location_label"] == "Home" and row["currency"] == "EUR"
+        # rounded energies in the file, so allow a cent
+        assert float(row["cost_total"]) == pytest.approx((t1 * 0.40 + t2 * 0.20 + 0.50) * 1.21, abs=0.011)
