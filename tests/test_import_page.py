@@ -1,0 +1,61 @@
+"""The Import page under AppTest: upload, summary, rejects, clear errors, and the mapping step."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.store import Store
+from tests.conftest import FIXTURES, ROOT
+
+
+@pytest.fixture
+def page(db_path, monkeypatch):
+    monkeypatch.setenv("CHARGELENS_DB", str(db_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("app_pages/import_data.py").run()
+    yield at
+    Store.close_all()
+
+
+def test_upload_shows_summary_and_rejects(page, db_path):
+    data = (FIXTURES / "bad" / "soc_out_of_range.csv").read_bytes()
+    page.file_uploader(key="upload").upload("soc.csv", data, "text/csv").run()
+    assert not page.exception
+    page.button[0].click().run()
+    assert not page.exception
+    assert page.success[0].value == "soc.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1"
+    assert page.dataframe[1].value["reason"].tolist() == ["state of charge must be between 0 and 100 %"]
+    assert Store.open(db_path).scalar("SELECT count(*) FROM readings") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("empty.csv", "is empty"), ("binary.bin", "binary file"), ("latin1.csv", "not UTF-8"),
+     ("bomb.csv.gz", "compression bomb"), ("only_bad_rows.csv", "no usable row")],
+)  # fmt: skip
+def test_bad_files_get_one_clear_error_and_write_nothing(page, db_path, name, message):
+    page.file_uploader(key="upload").upload(name, (FIXTURES / "bad" / name).read_bytes(), "text/csv").run()
+    assert not page.exception
+    previewed = [w.value for w in page.warning] + [c.value for c in page.caption]
+    assert any(message in text or "1 problems found" in text for text in previewed)
+    page.button[0].click().run()
+    assert not page.exception
+    assert message in page.error[0].value and page.error[0].value.startswith(f"{name}: nothing imported.")
+    assert Store.open(db_path).scalar("SELECT count(*) FROM imports") == 0
+
+
+def test_unknown_columns_get_a_mapping_step(page, db_path):
+    data = b"vehicle,time,kw\nvan-1,2025-02-01T10:00:00Z,7.4\nvan-1,2025-02-01T10:01:00Z,7.3\n"
+    page.file_uploader(key="upload").upload("odd.csv", data, "text/csv").run()
+    assert "not recognised" in page.warning[0].value
+    page.selectbox(key="map-entity_id").select("vehicle").run()
+    page.selectbox(key="map-ts").select("time").run()
+    page.selectbox(key="map-power_kw").select("kw").run()
+    page.button[0].click().run()
+    assert not page.exception
+    assert page.success[0].value == "odd.csv: read 2, stored 2, duplicate 0, conflict 0, rejected 0"
+    assert Store.open(db_path).frame("SELECT entity_id, power_kw FROM readings ORDER BY ts").rows() == [
+        ("van-1", 7.4),
+        ("van-1", 7.3),
+    ]
