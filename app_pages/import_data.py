@@ -48,7 +48,7 @@ elif files:
             rows = preview.readings if preview.readings.height else preview.sessions
             st.caption(
                 f"Preview of {first.name} as parsed ({preview.format}): {preview.rows_read:,} rows, "
-                f"{preview.rejects.height:,} problems found"
+                f"{preview.rejects.height:,} problem{'' if preview.rejects.height == 1 else 's'} found"
             )
             st.dataframe(rows.head(10), hide_index=True, width="stretch")
         except ChargeLensError as exc:

@@ -38,7 +38,7 @@ def test_bad_files_get_one_clear_error_and_write_nothing(page, db_path, name, me
     page.file_uploader(key="upload").upload(name, (FIXTURES / "bad" / name).read_bytes(), "text/csv").run()
     assert not page.exception
     previewed = [w.value for w in page.warning] + [c.value for c in page.caption]
-    assert any(message in text or "1 problems found" in text for text in previewed)
+    assert any(message in text or "1 problem found" in text for text in previewed)
     page.button[0].click().run()
     assert not page.exception
     assert message in page.error[0].value and page.error[0].value.startswith(f"{name}: nothing imported.")
