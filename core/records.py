@@ -13,8 +13,17 @@ def rfc3339(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Decimals of values in API replies and JSON exports: Wh, W, metres and cents are as fine as any meter reads,
+# and shorter numbers never look like a coordinate written with 4 or more decimals.
+DECIMALS = {"kWh": 3, "kW": 3, "W": 1, "%": 2, "km": 3, "accuracy": 3, "money": 2}
+
+
+def measure(unit: str, value: float | None) -> float | None:
+    return None if value is None else round(float(value), DECIMALS[unit])
+
+
 def _simple(unit: str, value) -> dict | None:
-    return None if value is None else {"unit": unit, "value": value}
+    return None if value is None else {"unit": unit, "value": measure(unit, value)}
 
 
 def session_record(row: dict, decimals: int | None = None, matches: list[dict] | None = None) -> dict:
@@ -23,11 +32,11 @@ def session_record(row: dict, decimals: int | None = None, matches: list[dict] |
     charge: dict = {}
     if row.get("energy_kwh") is not None:
         charge["total"] = {
-            "t1": t[0] if t[0] is not None else row["energy_kwh"],
-            "t2": t[1] or 0.0,
-            "t3": t[2] or 0.0,
-            "t4": t[3] or 0.0,
-            "total": row["energy_kwh"],
+            "t1": measure("kWh", t[0] if t[0] is not None else row["energy_kwh"]),
+            "t2": measure("kWh", t[1] or 0.0),
+            "t3": measure("kWh", t[2] or 0.0),
+            "t4": measure("kWh", t[3] or 0.0),
+            "total": measure("kWh", row["energy_kwh"]),
             "unit": "kWh",
         }
     for key, unit, column in (
@@ -53,7 +62,8 @@ def session_record(row: dict, decimals: int | None = None, matches: list[dict] |
         data["range"] = range_
     if matches is None:
         label = row.get("location_label")
-        matches = [] if label is None else [{"accuracy": row.get("location_accuracy"), "location": {"label": label}}]
+        accuracy = measure("accuracy", row.get("location_accuracy"))
+        matches = [] if label is None else [{"accuracy": accuracy, "location": {"label": label}}]
     data["locationMatches"] = matches
     if decimals is not None and row.get("latitude") is not None:
         data["location"] = {
@@ -72,7 +82,10 @@ def session_record(row: dict, decimals: int | None = None, matches: list[dict] |
         if row.get(column) is not None:
             record[key] = row[column]
     if row.get("cost_total") is not None:
-        record["cost"] = {"total": row["cost_total"], "currency": row.get("currency")}
+        # Money is rounded once, half away from zero, when it is shown (SPEC section 5).
+        from core.costs import round_money
+
+        record["cost"] = {"total": round_money(row["cost_total"]), "currency": row.get("currency")}
     return record
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from core.errors import NotFound
 from core.features import FEATURES
 from core.queries import SessionFilter
+from core.records import measure
 from core.schema import READINGS_SCHEMA
 from core.store import Store
 
@@ -124,6 +125,6 @@ def location_matches(store: Store, session_ids: list[str]) -> dict[str, list[dic
     matches: dict[str, list[dict]] = {}
     for r in rows:
         matches.setdefault(r["session_id"], []).append(
-            {"accuracy": r["accuracy"], "location": {"id": r["location_id"], "label": r["label"]}}
+            {"accuracy": measure("accuracy", r["accuracy"]), "location": {"id": r["location_id"], "label": r["label"]}}
         )
     return matches

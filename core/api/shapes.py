@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.records import rfc3339
+from core.records import measure, rfc3339
 
 EXACT_DECIMALS = 6  # about 0.1 m: what "exact" means everywhere in ChargeLens (exports use the same)
 
@@ -17,7 +17,7 @@ def instant(value: datetime | None) -> str | None:
 
 
 def _simple(unit: str, value) -> dict | None:
-    return None if value is None else {"unit": unit, "value": value}
+    return None if value is None else {"unit": unit, "value": measure(unit, value)}
 
 
 def reading_record(row: dict, exact_locations: bool) -> dict:
@@ -25,11 +25,11 @@ def reading_record(row: dict, exact_locations: bool) -> dict:
     data: dict = {}
     if row.get("power_kw") is not None:
         # The platform reports power per phase in W; readings here only know the total.
-        watts = row["power_kw"] * 1000.0
+        watts = measure("W", row["power_kw"] * 1000.0)
         data["positiveActiveInstantaneousPower"] = {"l1": None, "l2": None, "l3": None, "total": watts, "unit": "W"}
     if row.get("energy_kwh") is not None:
         # API.md: with no tariff bands, t1 holds the total and t2..t4 are 0.
-        kwh = row["energy_kwh"]
+        kwh = measure("kWh", row["energy_kwh"])
         data["positiveActiveEnergy"] = {"t1": kwh, "t2": 0.0, "t3": 0.0, "t4": 0.0, "total": kwh, "unit": "kWh"}
     for key, unit, column in (
         ("stateOfCharge", "%", "soc_pct"),
