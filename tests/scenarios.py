@@ -29,3 +29,23 @@ def readings(rows: list[tuple], entity: str = "ev", **constant) -> pl.DataFrame:
 
 def steady(start: int, end: int, power: float, step: int = 5, plugged: bool | None = None) -> list[tuple]:
     return [(m, power, plugged) for m in range(start, end + 1, step)]
+
+
+def table(columns: str, rows: list[tuple], entity: str = "ev", t0: datetime = T0, **constant) -> pl.DataFrame:
+    """rows: (minute, value, ...) with one value per name in `columns` (space-separated canonical columns)."""
+    names = columns.split()
+    data = {
+        "entity_id": [entity] * len(rows),
+        "ts": [t0 + timedelta(minutes=r[0]) for r in rows],
+        **{name: [r[i] for r in rows] for i, name in enumerate(names, start=1)},
+        **{k: [v] * len(rows) for k, v in constant.items()},
+    }
+    return conform(pl.DataFrame(data, strict=False), READINGS_SCHEMA)
+
+
+def through(corners: list[tuple[float, float]], step: int = 5) -> list[tuple[float, float]]:
+    """(minute, value) every `step` minutes along the straight lines between corner points (a register's curve)."""
+    rows = []
+    for (m0, v0), (m1, v1) in zip(corners, corners[1:], strict=False):
+        rows += [(m, v0 + (v1 - v0) * (m - m0) / (m1 - m0)) for m in range(int(m0), int(m1), step)]
+    return [*rows, corners[-1]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from core.detect.engine import detect_sessions
 from core.detect.params import DetectParams
-from core.detect.power import detect_sessions
+from core.ids import session_id
 
-__all__ = ["DetectParams", "detect_sessions"]
+__all__ = ["DetectParams", "detect_sessions", "session_id"]
