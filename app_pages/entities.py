@@ -1,20 +1,90 @@
 """Entities: type, battery capacity and the CaptureChargeSessions toggle, which calls the feature API."""
 
+from datetime import UTC, date, datetime, timedelta
+
 import streamlit as st
 
+from core import remote
 from core.client import PlatformError
 from core.credentials import load_or_create
+from core.errors import ChargeLensError
 from core.features import CAPTURE
 from core.settings import database_path
-from ui.common import empty_state, feature_client, store
+from ui.common import empty_state, feature_client, shown_errors, store
 
 MAX_TOGGLES = 200
+
+
+def remote_section(db) -> None:
+    """Connection to a remote platform: credentials, its entities, a pull with progress, reconciliation."""
+    st.subheader("Connection to a remote platform")
+    with st.form("remote-connect"):
+        current = remote.connection(db)
+        st.text_input("Platform API URL", current.url, placeholder="https://platform/api", key="remote-url")
+        st.text_input("Client id", current.client_id, key="remote-client-id")
+        st.text_input("Client secret", type="password", help="Kept beside the database only.", key="remote-secret")
+        st.form_submit_button("Connect", on_click=save_connection, args=(db,))
+    if outcome := st.session_state.pop("remote-outcome", None):
+        getattr(st, outcome[0])(outcome[1])
+    current = remote.connection(db)
+    if not current.connected:
+        st.caption("Not connected: enter the platform's API URL, client id and secret, then Connect.")
+        return
+    st.caption(f"Connected to {current.url} as {current.client_id}.")
+    if st.button("List remote entities"):  # on demand: a slow platform must not slow every rerun of the page
+        with shown_errors(), remote.open_client(db) as client:
+            st.session_state["remote-entities"] = remote.list_entities(client)
+    listed = st.session_state.get("remote-entities", [])
+    if listed:
+        st.dataframe(remote.entity_table(db, listed), hide_index=True, width="stretch")
+    today = datetime.now(UTC).date()
+    days = st.date_input("Pull these UTC days", (today - timedelta(days=7), today), key="remote-days")
+    chosen = st.multiselect("Remote entities (none = all)", [e["id"] for e in listed], key="remote-chosen")
+    if st.button("Pull readings and sessions", disabled=len(days) != 2, key="remote-pull"):
+        with shown_errors(), remote.open_client(db) as client:
+            pull_with_progress(db, client, *days, chosen)
+    pulled = remote.reconciled_entities(db)
+    if pulled:
+        entity_id = st.selectbox("Reconcile the platform's sessions of", pulled, key="remote-reconcile")
+        st.dataframe(remote.reconciliation(db, entity_id), hide_index=True, width="stretch")
+
+
+def save_connection(db) -> None:
+    """Connect with what the form holds, then forget the typed secret: it is never shown again."""
+    state = st.session_state
+    try:
+        count = remote.connect(db, state["remote-url"], state["remote-client-id"], state["remote-secret"])
+        state["remote-outcome"] = ("success", f"Connected: {count} remote entities.")
+    except ChargeLensError as exc:
+        state["remote-outcome"] = ("error", f"{exc.title}: {exc.detail}")
+    state["remote-secret"] = ""
+
+
+def pull_with_progress(db, client, first: date, last: date, chosen: list[str]) -> None:
+    """Pull the days [first, last] (UTC): readings with a progress bar, then the platform's sessions."""
+    start = datetime.combine(first, datetime.min.time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    bar = st.progress(0.0, text="Pulling readings…")
+
+    def show(step: remote.PullProgress) -> None:
+        bar.progress(step.entity_index / step.entity_count, text=f"{step.entity_id}: {step.readings:,} readings")
+
+    readings = remote.pull(db, client, start=start, end=end, entity_ids=chosen, progress=show)
+    sessions = remote.pull_sessions(db, client, start=start, end=end, entity_ids=chosen)
+    bar.progress(1.0, text="Done")
+    for failed in readings.failed + sessions.failed:
+        st.warning(failed.error)
+    by_entity = {s.entity_id: s.line() for s in sessions.entities}
+    lines = [{"readings": r.line(), "sessions": by_entity.get(r.entity_id, "not pulled")} for r in readings.entities]
+    st.dataframe(lines, hide_index=True, width="stretch")
+
 
 st.title("Entities")
 db = store()
 entities = db.entities()
 if entities.height == 0:
-    empty_state("No entities yet.", "Entities appear when readings are imported.")
+    empty_state("No entities yet.", "Entities appear when readings are imported or pulled from a remote platform.")
+    remote_section(db)
     st.stop()
 client = feature_client()
 
@@ -98,3 +168,5 @@ with st.expander("Local API credentials"):
     st.code(f"clientId: {credentials['clientId']}", language=None)
     if st.toggle("Show the client secret"):
         st.code(f"clientSecret: {credentials['clientSecret']}", language=None)
+
+remote_section(db)

@@ -1,42 +1,85 @@
-"""Timeline: sessions per entity over time and energy per day."""
+"""Timeline: sessions per entity over time, energy per period, start hours, distributions, idle time, reports."""
 
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 
-from core import queries
+from core import queries, reports
+from ui import charts
 from ui.common import empty_state, store
-from ui.filters import filter_bar
+from ui.filters import ALL, filter_bar
+
+RECENT_DAYS, MAX_SESSIONS = 30, 5000
+PERIODS = ("day", "week", "month")
+STACKS = {"location": "best-matching location label", "method": "how the energy was measured (method)"}
 
 st.title("Timeline")
 db = store()
+timezone = db.settings().display_timezone
+
+with st.expander("Monthly report: a statement per entity for reimbursing home charging", icon=":material/receipt:"):
+    months = queries.session_months(db, timezone)
+    if months:
+        left, right = st.columns(2)
+        month = left.selectbox(f"Month ({timezone})", months, key="report-month")
+        entity = right.selectbox("Entity", [ALL, *queries.filter_choices(db)["entities"]], key="report-entity")
+        entity_id = None if entity == ALL else entity
+        st.caption("Sessions, energy and cost per location label (Home first) and totals; built when you click.")
+        for column, fmt in zip(st.columns(len(reports.FORMATS)), reports.FORMATS, strict=True):
+            column.download_button(
+                f"Download {fmt.upper()}",
+                lambda fmt=fmt, month=month, entity_id=entity_id: reports.render(
+                    reports.monthly_report(db, month, entity_id, timezone), fmt
+                ),
+                file_name=reports.file_name(month, entity_id, fmt),
+                mime=reports.MEDIA_TYPES[fmt],
+                key=f"report-{fmt}",
+                on_click="ignore",
+            )
+    else:
+        st.caption("No sessions yet; statements can be made once there are sessions.")
+
 flt = filter_bar(db, "timeline")
-table = queries.sessions(db, flt)
-if table.height == 0:
+full = st.toggle("Whole filtered period", key="whole-period", help="Off: the last 30 days, at most 5 000 sessions.")
+days, limit = (None, None) if full else (RECENT_DAYS, MAX_SESSIONS)
+window = queries.timeline_window(db, flt, timezone, days, limit)
+if window["total"] == 0:
     empty_state("No sessions to draw.", "Import readings or widen the filter.")
     st.stop()
 
-# One Scattergl trace of line segments (start, end, gap) draws thousands of sessions quickly.
-segments = table.select("entity_id", "start_utc", "end_utc").sort("entity_id", "start_utc")
-xs, ys = [], []
-for entity, start, end in segments.iter_rows():
-    xs += [start, end, None]
-    ys += [entity, entity, None]
-fig = go.Figure(go.Scattergl(x=xs, y=ys, mode="lines", line={"width": 10}, name="sessions"))
-fig.update_yaxes(type="category", categoryorder="category descending")
-fig.update_layout(title="Sessions per entity", height=max(300, 40 * table.get_column("entity_id").n_unique()))
-st.plotly_chart(fig, width="stretch")
-st.caption("Each bar is one charge session, from its first to its last instant of charging.")
-
-timezone = db.settings().display_timezone
-daily = queries.energy_per_period(db, flt, "day", timezone)
-fig = px.bar(
-    daily,
-    x="period",
-    y="energy_kwh",
-    color="method",
-    title="Energy per day",
-    labels={"period": f"Day ({timezone})", "energy_kwh": "Energy (kWh)"},
+span = f"{window['first_local']:%Y-%m-%d} to {window['last_local']:%Y-%m-%d}"
+scope = "all" if window["shown"] == window["total"] else "the most recent"
+charts.show(
+    charts.sessions_timeline(queries.timeline_segments(db, flt, timezone, days, limit), timezone),
+    f"Each bar is one session, from its first to its last instant of charging: {scope} {window['shown']:,} of "
+    f"{window['total']:,} filtered sessions, {span} ({timezone}).",
+    "sessions-timeline",
 )
-st.plotly_chart(fig, width="stretch")
-st.caption(f"Energy of the sessions that started on each day, in {timezone}.")
+
+left, right = st.columns(2)
+period = left.radio("Energy per", PERIODS, horizontal=True, key="energy-period")
+by = right.radio("Stacked by", list(STACKS), horizontal=True, key="energy-stack")
+charts.show(
+    charts.energy_bars(queries.energy_by_period(db, flt, period, by, timezone), period, by, timezone),
+    f"Energy of the sessions that started in each {period} ({timezone}), stacked by {STACKS[by]}.",
+    "energy",
+)
+charts.show(
+    charts.start_heatmap(queries.start_heatmap(db, flt, timezone), timezone),
+    f"Number of sessions by the weekday and hour they started, in {timezone}.",
+    "start-heatmap",
+)
+charts.show(
+    charts.distributions(queries.distributions(db, flt)),
+    "How long sessions last, the energy they take, their average power and the state of charge at start and end "
+    "(unknown values left out).",
+    "distributions",
+)
+idle = queries.plug_idle(db, flt)
+if idle.height:
+    charts.show(
+        charts.plug_idle(idle),
+        "Hours charging and hours plugged in without charging per entity, for sessions with known plug-in and "
+        "plug-out times.",
+        "plug-idle",
+    )
+else:
+    st.caption("No filtered session has known plug-in and plug-out times, so idle time cannot be shown.")

@@ -169,11 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--json", action="store_true")
     whatif.set_defaults(run=cmd_costs_whatif)
 
-    for group, actions in (
-        ("reports", ("monthly",)),
-        ("remote", ("connect", "entities", "pull", "sessions", "features", "reconcile")),
-        ("scale", ("detect",)),
-    ):
+    add_remote_commands(commands)
+    reports = commands.add_parser("reports", help="monthly charging statements").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    monthly = reports.add_parser("monthly", help="statement per entity: sessions, energy and cost per location")
+    monthly.add_argument("--month", required=True, metavar="YYYY-MM", help="local month (display_timezone)")
+    monthly.add_argument("--entity", metavar="ID", help="one entity (default: every entity that charged)")
+    monthly.add_argument("--format", default="csv", choices=["csv", "html"])
+    monthly.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    monthly.set_defaults(run=cmd_reports_monthly)
+    for group, actions in (("scale", ("detect",)),):
         sub = commands.add_parser(group).add_subparsers(dest="action", required=True, parser_class=_Parser)
         for action in actions:
             cmd = sub.add_parser(action)
@@ -585,4 +591,218 @@ def cmd_settings_set(args) -> int:
         raise InputError(str(exc)) from None
     _store(args).set_setting(args.key, value)
     print(f"{args.key} = {value}")
+    return EXIT_OK
+
+
+# -- remote platform (`remote ...`): the connection, pulls and reconciliation live in core.remote -------------
+def add_remote_commands(commands) -> None:
+    remote = commands.add_parser("remote", help="a remote Charge Sessions platform").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    connect = remote.add_parser(
+        "connect",
+        help="check and keep the platform's URL and client credentials",
+        description="The client secret is read from standard input or CHARGELENS_REMOTE_SECRET, never from an "
+        "argument; it is kept in a 0600 file beside the database.",
+    )
+    connect.add_argument("--url", required=True, help="the platform's API base URL, e.g. https://platform/api")
+    connect.add_argument("--client-id", required=True)
+    # Accepted only to refuse it without echoing it (argparse repeats unknown arguments in its error).
+    connect.add_argument("--secret", help=argparse.SUPPRESS)
+    connect.set_defaults(run=cmd_remote_connect)
+    entities = remote.add_parser("entities", help="list the remote platform's entities")
+    entities.add_argument("--json", action="store_true")
+    entities.set_defaults(run=cmd_remote_entities)
+    pull = remote.add_parser("pull", help="pull readings of the remote entities (default --since-last)")
+    pull.add_argument("--since-last", action="store_true", help="continue each entity after its last pulled reading")
+    pull.add_argument("--start", metavar="ISO")
+    pull.add_argument("--end", metavar="ISO")
+    pull.add_argument("--entity", action="append", default=[], metavar="ID")
+    pull.set_defaults(run=cmd_remote_pull)
+    sessions = remote.add_parser(
+        "sessions", help="pull the platform's charge sessions (default: from the first readings pull) and list them"
+    )
+    sessions.add_argument("--start", metavar="ISO")
+    sessions.set_defaults(run=cmd_remote_sessions)
+    features = remote.add_parser("features", help="switch features on the remote platform").add_subparsers(
+        dest="feature_action", required=True, parser_class=_Parser
+    )
+    f_set = features.add_parser("set")
+    f_set.add_argument("entity")
+    f_set.add_argument("feature")
+    f_set.add_argument("state", choices=["on", "off"])
+    f_set.set_defaults(run=cmd_remote_features_set)
+    reconcile = remote.add_parser("reconcile", help="platform sessions next to the locally detected ones")
+    reconcile.add_argument("--entity", metavar="ID")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.set_defaults(run=cmd_remote_reconcile)
+
+
+RECONCILE_TABLE = [
+    "entity_id",
+    "status",
+    "platform_start_utc",
+    "local_start_utc",
+    "platform_energy_kwh",
+    "local_energy_kwh",
+    "energy_diff_kwh",
+    "start_diff_min",
+    "end_diff_min",
+]
+RECONCILE_STATUSES = ("matched", "only_platform", "only_local")
+
+
+def _remote_secret() -> str:
+    """The secret from CHARGELENS_REMOTE_SECRET, else standard input (a prompt without echo on a terminal)."""
+    from core.remote import SECRET_ENV
+
+    secret = os.environ.get(SECRET_ENV, "")
+    if not secret and sys.stdin is not None:
+        if sys.stdin.isatty():
+            import getpass
+
+            secret = getpass.getpass("Client secret of the remote platform: ")
+        else:
+            secret = sys.stdin.readline()
+    secret = secret.strip()
+    if not secret:
+        raise InputError(
+            f"No client secret was given; pipe it on standard input or set {SECRET_ENV} (never as an argument)."
+        )
+    return secret
+
+
+def cmd_remote_connect(args) -> int:
+    from core import remote
+
+    if args.secret is not None:
+        raise InputError(
+            f"The secret is never taken as an argument (it would stay in the shell history and the process list); "
+            f"pipe it on standard input or set {remote.SECRET_ENV}."
+        )
+    store = _store(args)
+    count = remote.connect(store, args.url, args.client_id, _remote_secret())
+    print(f"connected to {remote.connection(store).url} as {args.client_id}: {count} remote entities")
+    return EXIT_OK
+
+
+def cmd_remote_entities(args) -> int:
+    from core import remote
+    from core.records import rfc3339
+
+    store = _store(args)
+    with remote.open_client(store) as client:
+        records = remote.list_entities(client)
+    if args.json:
+        print(json.dumps({"data": records}, indent=2))
+        return EXIT_OK
+    rows = remote.entity_table(store, records).to_dicts()
+    for r in rows:
+        r["last_reading_pulled"] = rfc3339(r["last_reading_pulled"])
+    _print_table(rows, ["entity_id", "entity_type", "name", "last_reading_pulled", "last_error"])
+    return EXIT_OK
+
+
+def _pull_progress(progress) -> None:
+    print(
+        f"\r\033[Kpulling {progress.entity_id} ({progress.entity_index + 1}/{progress.entity_count}): "
+        f"{progress.readings} readings",
+        end="",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def cmd_remote_pull(args) -> int:
+    from core import remote
+
+    start, end = _parse_time(args.start, "--start"), _parse_time(args.end, "--end")
+    since_last = args.since_last or (start is None and end is None)
+    store = _store(args)
+    on_terminal = sys.stderr.isatty()
+    with remote.open_client(store) as client:
+        progress = _pull_progress if on_terminal else None
+        window = {"start": start, "end": end, "since_last": since_last, "entity_ids": args.entity}
+        result = remote.pull(store, client, progress=progress, **window)
+    if on_terminal:
+        print("\r\033[K", end="", file=sys.stderr)
+    for pulled in result.entities:
+        print(pulled.line())
+    if len(result.entities) > 1:
+        print(result.total().line())
+    if result.failed:
+        more = len(result.failed) - 1
+        raise ChargeLensError(
+            f"{result.failed[0].error}{f' ({more} more entities failed)' if more else ''}; the readings pulled "
+            "before the failure are kept and `remote pull --since-last` continues from there."
+        )
+    return EXIT_OK
+
+
+def cmd_remote_sessions(args) -> int:
+    from core import remote
+    from core.records import rfc3339
+
+    store = _store(args)
+    with remote.open_client(store) as client:
+        result = remote.pull_sessions(store, client, start=_parse_time(args.start, "--start"))
+    for pulled in result.entities:
+        print(pulled.line(), file=sys.stderr)
+    rows = remote.platform_sessions(store, start=result.start).to_dicts()
+    for r in rows:
+        r["start_utc"], r["end_utc"] = rfc3339(r["start_utc"]), rfc3339(r["end_utc"])
+        r["energy_kwh"] = None if r["energy_kwh"] is None else round(r["energy_kwh"], 3)
+    _print_table(rows, ["session_id", "entity_id", "start_utc", "end_utc", "energy_kwh", "method", "source"])
+    if result.failed:
+        raise ChargeLensError(f"{result.failed[0].error}; the sessions of the other entities were stored.")
+    return EXIT_OK
+
+
+def cmd_remote_features_set(args) -> int:
+    from core import remote
+
+    with remote.open_client(_store(args)) as client:
+        print(json.dumps(remote.set_feature(client, args.entity, args.feature, args.state == "on")))
+    return EXIT_OK
+
+
+def cmd_remote_reconcile(args) -> int:
+    from core import remote
+    from core.records import rfc3339
+
+    store = _store(args)
+    pulled = remote.reconciled_entities(store)
+    if not pulled or (args.entity is not None and args.entity not in pulled):
+        whose = f"of '{args.entity}' " if args.entity is not None else ""
+        raise InputError(
+            f"No platform sessions {whose}were pulled yet, so there is nothing to reconcile; "
+            "run `remote sessions --start ISO` first."
+        )
+    frame = remote.reconciliation(store, args.entity)
+    if args.json:
+        print(json.dumps({"data": [remote.reconcile_record(r) for r in frame.to_dicts()]}, indent=2))
+        return EXIT_OK
+    rows = frame.to_dicts()
+    for r in rows:
+        for key in ("platform_start_utc", "local_start_utc"):
+            r[key] = rfc3339(r[key])
+        for key in ("platform_energy_kwh", "local_energy_kwh", "energy_diff_kwh", "start_diff_min", "end_diff_min"):
+            r[key] = None if r[key] is None else round(r[key], 3)
+    _print_table(rows, RECONCILE_TABLE)
+    counts = frame.get_column("status").value_counts()
+    found = dict(zip(counts.get_column("status").to_list(), counts.get_column("count").to_list(), strict=True))
+    print(", ".join(f"{status.replace('_', ' ')} {found.get(status, 0)}" for status in RECONCILE_STATUSES))
+    return EXIT_OK
+
+
+def cmd_reports_monthly(args) -> int:
+    from core.reports import monthly_report, parse_month, render
+
+    parse_month(args.month)  # a bad month is refused before the database is opened
+    data = render(monthly_report(_store(args), args.month, args.entity), args.format)
+    if args.out:
+        Path(args.out).write_bytes(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
     return EXIT_OK

@@ -69,6 +69,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             tariff VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, price_per_kwh DOUBLE NOT NULL,
             PRIMARY KEY (tariff, ts))""",
     ),
+    (
+        # Remote pulls (core.remote): per entity, the last reading pulled, so `remote pull --since-last` resumes.
+        """CREATE TABLE remote_pulls (
+            entity_id VARCHAR PRIMARY KEY, first_start TIMESTAMPTZ NOT NULL, last_ts TIMESTAMPTZ,
+            pulled TIMESTAMPTZ NOT NULL, error VARCHAR)""",
+        # The windows whose platform sessions were pulled: reconciliation compares sessions inside them only.
+        """CREATE TABLE remote_session_windows (
+            entity_id VARCHAR NOT NULL, start_utc TIMESTAMPTZ NOT NULL, end_utc TIMESTAMPTZ NOT NULL,
+            pulled TIMESTAMPTZ NOT NULL)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

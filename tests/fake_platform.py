@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from core.client import entity_path
 from tests.conftest import free_port
 
 CLIENT_ID = "fake-client"
@@ -27,6 +28,15 @@ T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 def _z(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _instant(text: str) -> datetime | None:
+    """An RFC 3339 time (Z, an offset, or a space instead of T) as an aware datetime; None when unreadable."""
+    try:
+        value = datetime.fromisoformat(text.replace(" ", "T"))
+    except ValueError:
+        return None
+    return value if value.tzinfo is not None else None
 
 
 def _problem(status: int, title: str, detail: str, headers: dict | None = None) -> JSONResponse:
@@ -48,6 +58,8 @@ class Faults:
     repeat_token: bool = False
     empty_page_with_token: bool = False
     include_auth: bool = False
+    broken_entity: str | None = None  # requests about this entity fail with fail_status (a 500 that persists) ...
+    broken_after: int = 0  # ... once this many of them have succeeded (the platform breaks midway)
 
 
 @dataclass
@@ -75,6 +87,7 @@ class FakePlatform:
 
     def __post_init__(self):
         self._lock = threading.Lock()
+        self._broken_seen = 0
 
     def reset(self) -> None:
         with self._lock:
@@ -82,6 +95,7 @@ class FakePlatform:
             self.seen.clear()
             self.tokens.clear()
             self.authorized = 0
+            self._broken_seen = 0
 
     def auth_calls(self) -> int:
         return sum(1 for s in self.seen if s.raw_path.endswith("/authentication"))
@@ -94,6 +108,18 @@ class FakePlatform:
                 setattr(self.faults, name, left - 1)
                 return True
             return False
+
+    def _broken(self, raw_path: str) -> bool:
+        """A request about the broken entity, past the ones allowed to succeed."""
+        entity = self.faults.broken_entity
+        if entity is None:
+            return False
+        prefix = "/api" + entity_path(entity)
+        if raw_path != prefix and not raw_path.startswith(prefix + "/"):
+            return False
+        with self._lock:
+            self._broken_seen += 1
+            return self._broken_seen > self.faults.broken_after
 
     def _authorize(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -118,7 +144,7 @@ class FakePlatform:
             spared = seen.raw_path.endswith("/authentication") and not self.faults.include_auth
             if not spared and self._take("rate_limited"):
                 response = _problem(429, "TooManyRequests", "Slow down.", {"Retry-After": self.faults.retry_after})
-            elif not spared and self._take("failing"):
+            elif not spared and (self._take("failing") or self._broken(seen.raw_path)):
                 status, text = self.faults.fail_status, self.faults.fail_text
                 response = (
                     PlainTextResponse(text, status_code=status, media_type="text/html")
@@ -194,7 +220,10 @@ class FakePlatform:
             if "start" not in query:
                 return _problem(400, "ValidationError", "start is required.")
             key = time_key if callable(time_key) else (lambda item: item[time_key])
-            items = [i for i in items if query["start"] <= key(i) and ("end" not in query or key(i) < query["end"])]
+            start, end = _instant(query["start"]), _instant(query["end"]) if "end" in query else None
+            if start is None or ("end" in query and end is None):
+                return _problem(400, "ValidationError", "start and end must be RFC 3339 times.")
+            items = [i for i in items if start <= _instant(key(i)) and (end is None or _instant(key(i)) < end)]
         size = int(query.get("pageSize", 25))
         token = query.get("continuationToken")
         offset = int(token.removeprefix("o:")) if token else 0
@@ -241,6 +270,78 @@ def sample_platform() -> FakePlatform:
         for i in range(40)
     ]
     return FakePlatform(entities=entities, sessions={ev: sessions}, readings={ev: readings})
+
+
+def _entity(entity_id: str, kind: str, name: str) -> dict:
+    return {
+        "id": entity_id,
+        "type": kind,
+        "name": name,
+        "brand": None,
+        "identifier": None,
+        "created": "2025-01-01T00:00:00Z",
+        "lastSeen": None,
+    }
+
+
+def _session(entity_id: str, number: int, start: str, end: str, kwh: float) -> dict:
+    total = {"t1": kwh, "t2": 0, "t3": 0, "t4": 0, "total": kwh, "unit": "kWh"}
+    return {
+        "id": f"{entity_id}-s{number}",
+        "entityId": entity_id,
+        "created": end,
+        "data": {"start": start, "end": end, "charge": {"total": total}, "locationMatches": []},
+    }
+
+
+def fleet_platform() -> FakePlatform:
+    """A small fleet to pull from: an EV with power and state of charge, a charge point with an energy meter
+    (both over two days, with their platform sessions) and a home battery without data.
+
+    ev-a: 288 readings every 10 min from T0; charges at 7.2 kW 18:00-20:00 on day 1 and 11 kW 02:00-03:00 on
+    day 2. cp-b: 192 readings every 15 min; its meter rises 2.5 kWh per quarter 08:00-10:00 on day 1 and 14:00-15:00
+    on day 2. Its platform sessions are the reconciliation case: 08:00-10:00 20.0 kWh and 14:00-15:00 5.0 kWh on
+    day 1 (the second one has no readings behind it).
+    """
+    entities = [
+        _entity("battery-9", "Battery", "Store"),
+        _entity("cp-b", "CP", "Depot B"),
+        _entity("ev-a", "EV", "Van A"),
+    ]
+    ev, meter = [], 100.0
+    for i in range(288):
+        at = T0 + timedelta(minutes=10 * i)
+        watts = 7200 if 108 <= i < 120 else 11000 if 156 <= i < 162 else 0
+        power = {"l1": watts / 3, "l2": watts / 3, "l3": watts / 3, "total": watts, "unit": "W"}
+        data = {
+            "positiveActiveInstantaneousPower": power,
+            "stateOfCharge": {"unit": "%", "value": 40 + min(i, 50)},
+            "isPluggedIn": watts > 0,
+        }
+        ev.append({"entityId": "ev-a", "timestamp": _z(at), "data": data})
+    cp = []
+    for i in range(192):
+        at = T0 + timedelta(minutes=15 * i)
+        cp.append(
+            {
+                "entityId": "cp-b",
+                "timestamp": _z(at),
+                "data": {"positiveActiveEnergy": {"t1": meter, "total": meter, "unit": "kWh"}},
+            }
+        )
+        if 32 <= i < 40 or 152 <= i < 156:
+            meter += 2.5
+    sessions = {
+        "ev-a": [
+            _session("ev-a", 1, "2025-03-01T18:00:00Z", "2025-03-01T20:00:00Z", 14.4),
+            _session("ev-a", 2, "2025-03-02T02:00:00Z", "2025-03-02T03:00:00Z", 11.0),
+        ],
+        "cp-b": [
+            _session("cp-b", 1, "2025-03-01T08:00:00Z", "2025-03-01T10:00:00Z", 20.0),
+            _session("cp-b", 2, "2025-03-01T14:00:00Z", "2025-03-01T15:00:00Z", 5.0),
+        ],
+    }
+    return FakePlatform(entities=entities, sessions=sessions, readings={"ev-a": ev, "cp-b": cp})
 
 
 class Served:

@@ -1,0 +1,64 @@
+"""Timeline in real Chromium: the charts draw, the whole period is one click away, downloads carry real files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import shot
+
+pytestmark = pytest.mark.e2e
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def open_timeline(page, url: str) -> None:
+    page.goto(f"{url}/timeline")
+    expect(page.get_by_role("heading", name="Timeline", level=1)).to_be_visible(timeout=30_000)
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(5, timeout=60_000)
+    for title in ("Sessions per entity", "Energy per day, by location", "Session starts by weekday and hour"):
+        expect(page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text=title)).to_have_count(1, timeout=30_000)
+
+
+def test_timeline_draws_every_chart_and_downloads_a_png(demo_server, page, tmp_path):
+    page.set_viewport_size({"width": 1400, "height": 2400})  # the main area scrolls inside itself: a tall window
+    open_timeline(page, demo_server.url)
+    # Scattergl draws on a WebGL canvas; the heatmap and bars draw SVG shapes.
+    expect(page.locator('[data-testid="stPlotlyChart"]').first.locator("canvas").first).to_be_attached()
+    heatmap = page.locator('[data-testid="stPlotlyChart"] .hm image')
+    expect(heatmap).to_have_count(1, timeout=30_000)
+    expect(page.get_by_text(re.compile(r"the most recent \d+ of \d+ filtered sessions"))).to_be_visible()
+    page.wait_for_timeout(1500)  # let the WebGL trace paint before the screenshot
+    shot(page, "timeline")
+
+    with page.expect_download(timeout=120_000) as download:
+        page.get_by_role("button", name="Download PNG").first.click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "sessions-timeline.png"
+    assert saved.read_bytes()[:8] == PNG_SIGNATURE
+    assert saved.stat().st_size > 10_000
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    assert not page.dialogs
+
+
+def test_whole_period_toggle_and_monthly_report_download(demo_server, page, cli, tmp_path):
+    open_timeline(page, demo_server.url)
+    page.get_by_text("Whole filtered period").click()
+    expect(page.get_by_text(re.compile(r"all (\d+) of \1 filtered sessions"))).to_be_visible(timeout=30_000)
+
+    page.get_by_text("Monthly report: a statement per entity").click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download HTML").click()
+    saved = tmp_path / "ui.html"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "chargelens-2025-04.html"
+    # The same demo in a database of its own: the CLI statement must be byte-for-byte the same.
+    twin = tmp_path / "twin.duckdb"
+    assert cli("demo", db=twin).code == 0
+    printed = cli("reports", "monthly", "--month", "2025-04", "--format", "html", db=twin)
+    assert printed.code == 0
+    assert saved.read_bytes() == printed.out.encode()
+    expect(page.locator('[data-testid="stException"]')).to_have_count(0)

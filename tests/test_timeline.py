@@ -1,0 +1,201 @@
+"""Timeline page (AppTest) on an empty and on the demo database: every option, the whole period, empty filters."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from itertools import product
+
+import polars as pl
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.costs import round_money
+from core.pipeline import load_demo
+from core.queries import sessions
+from core.store import Store
+from tests.conftest import ROOT
+
+TITLES = [
+    "Sessions per entity",
+    "Energy per day, by location",
+    "Session starts by weekday and hour",
+    "Distributions",
+    "Plug-in time: charging and idle",
+]
+
+
+def timeline() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.switch_page("app_pages/timeline.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def titles(at: AppTest) -> list[str]:
+    return [spec["layout"]["title"]["text"] for spec in charts(at)]
+
+
+def assert_fine(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    path = tmp_path_factory.mktemp("timeline") / "demo.duckdb"
+    load_demo(Store.open(path), seed=1)
+    Store.close_all()
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo_sessions(demo_db) -> pl.DataFrame:
+    """The listed demo sessions, read the plain way: expectations follow the detector instead of freezing it."""
+    table = sessions(Store.open(demo_db)).with_columns(
+        pl.col("start_utc", "end_utc").dt.convert_time_zone("Europe/Brussels")
+    )
+    Store.close_all()
+    return table
+
+
+def opening_view(table: pl.DataFrame) -> pl.DataFrame:
+    """SPEC 7: the last 30 days of the filtered period, or the 5 000 most recent sessions, whichever is fewer."""
+    recent = table.filter(pl.col("start_utc") > pl.col("start_utc").max() - timedelta(days=30))
+    return recent.sort("start_utc", descending=True).head(5000)
+
+
+def span(table: pl.DataFrame) -> str:
+    return f"{table['start_utc'].min():%Y-%m-%d} to {table['end_utc'].max():%Y-%m-%d}"
+
+
+@pytest.fixture
+def demo(demo_db, monkeypatch):
+    monkeypatch.setenv("CHARGELENS_DB", str(demo_db))
+    yield demo_db
+    Store.close_all()
+
+
+def test_empty_database_shows_empty_states(db_path, monkeypatch):
+    monkeypatch.setenv("CHARGELENS_DB", str(db_path))
+    at = timeline()
+    assert_fine(at)
+    assert at.info[0].value.startswith("No sessions to draw.")
+    assert "No sessions yet" in " ".join(c.value for c in at.caption)
+    assert not charts(at)
+    Store.close_all()
+
+
+def test_demo_opens_on_the_last_30_days_with_every_chart(demo, demo_sessions):
+    at = timeline()
+    assert_fine(at)
+    assert titles(at) == TITLES
+    shown = opening_view(demo_sessions)
+    assert 0 < shown.height < demo_sessions.height
+    expected = (
+        f"the most recent {shown.height} of {demo_sessions.height} filtered sessions, {span(shown)} (Europe/Brussels)"
+    )
+    assert expected in at.caption[1].value
+    assert len(charts(at)[0]["data"][0]["y"]) == 3 * shown.height  # one segment (start, end, gap) per session
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Download CSV", "Download HTML"] + ["Download PNG"] * 5
+    assert at.selectbox(key="report-month").options == ["2025-04", "2025-03", "2025-02"]
+
+
+def test_whole_period_is_one_click_away(demo, demo_sessions):
+    at = timeline()
+    at.toggle(key="whole-period").set_value(True).run()
+    assert_fine(at)
+    total = demo_sessions.height
+    assert f"all {total} of {total} filtered sessions, {span(demo_sessions)}" in at.caption[1].value
+    assert span(demo_sessions).startswith("2025-02-01")
+    assert len(charts(at)[0]["data"][0]["y"]) == 3 * total
+    at.toggle(key="whole-period").set_value(False).run()
+    assert f"{opening_view(demo_sessions).height} of {total}" in at.caption[1].value
+
+
+def test_every_period_and_stack(demo):
+    at = timeline()
+    for period, stack in product(("day", "week", "month"), ("location", "method")):
+        at.radio(key="energy-period").set_value(period)
+        at.radio(key="energy-stack").set_value(stack).run()
+        assert_fine(at)
+        assert titles(at)[1] == f"Energy per {period}, by {stack}"
+        legend = {trace["name"] for trace in charts(at)[1]["data"]}
+        assert legend == ({"Home", "Office", "(no location)"} if stack == "location" else {"meter", "power"})
+
+
+def test_a_short_period_fits_in_the_opening_view(demo):
+    at = timeline()
+    at.date_input(key="timeline-period").set_value((date(2025, 2, 1), date(2025, 2, 7))).run()
+    assert_fine(at)
+    assert "all " in at.caption[1].value and "2025-02-01 to 2025-02-0" in at.caption[1].value
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"timeline-entities": ["home-battery"]},  # an entity without sessions
+        {"timeline-entities": ["ev-05", "ev-06"]},  # capture off: nothing shown
+        {"timeline-location": "Home", "timeline-entity_type": "ChargePoint"},
+        {"timeline-method": "power", "timeline-entity_type": "ChargePoint", "timeline-source": "detected"},
+    ],
+)
+def test_a_filter_that_matches_nothing(demo, choice):
+    at = timeline()
+    for key, value in choice.items():
+        (at.multiselect if isinstance(value, list) else at.selectbox)(key=key).set_value(value)
+    at.run()
+    assert_fine(at)
+    assert at.info[0].value.startswith("No sessions to draw.")
+    assert not charts(at)
+    assert at.selectbox(key="report-month").options  # the report does not depend on the filter
+
+
+@pytest.mark.parametrize(
+    "choice",
+    [
+        {"timeline-entities": ["cp-01"]},  # no plug-in times: the idle chart gives way to a sentence
+        {"timeline-location": "Office"},
+        {"timeline-method": "power", "timeline-entity_type": "EV"},
+    ],
+)
+def test_filters_with_sessions_draw_without_error(demo, choice):
+    at = timeline()
+    for key, value in choice.items():
+        (at.multiselect if isinstance(value, list) else at.selectbox)(key=key).set_value(value)
+    at.toggle(key="whole-period").set_value(True)
+    at.run()
+    assert_fine(at)
+    assert titles(at)[:4] == TITLES[:4]
+
+
+def test_report_selectors(demo):
+    at = timeline()
+    at.selectbox(key="report-month").set_value("2025-03")
+    at.selectbox(key="report-entity").set_value("ev-01").run()
+    assert_fine(at)
+    assert [b.label for b in at.get("download_button")][:2] == ["Download CSV", "Download HTML"]
+
+
+def test_overview_shows_location_shares_costs_and_quality_notes(demo, demo_sessions):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert_fine(at)
+    metrics = {m.label: m.value for m in at.metric}
+    energy = demo_sessions.group_by(pl.col("location_label").fill_null("(no location)")).agg(pl.col("energy_kwh").sum())
+    total = demo_sessions["energy_kwh"].sum()
+    assert {label: metrics[label] for label in energy["location_label"]} == {
+        label: f"{kwh / total:.0%}" for label, kwh in energy.iter_rows()
+    }
+    assert set(energy["location_label"]) == {"Home", "Office", "(no location)"}
+    assert metrics["Cost (EUR)"] == f"{round_money(demo_sessions['cost_total'].sum()):,.2f}"
+    assert at.warning[0].value == "Entities that get no detected sessions from their readings: 3."
+    notes = at.dataframe[-2].value
+    assert notes["entity_id"].tolist() == ["ev-05", "ev-06", "home-battery"]
+    assert notes["note"].str.startswith("FeatureNotSupported").tolist()[-1]
+    captions = " ".join(c.value for c in at.caption)
+    assert "No entity has a gap longer than 60 min" in captions and "No rows were rejected" in captions
