@@ -11,7 +11,7 @@ import streamlit as st
 from core import queries
 from core.costs import DAY_NAMES, parse_tariff
 from core.pricing import add_tariff, assign_tariff, import_prices, whatif
-from ui.common import empty_state, shown_errors, store
+from ui.common import empty_state, literal, shown_errors, store
 from ui.filters import filter_bar
 
 st.title("Costs")
@@ -59,7 +59,7 @@ with st.expander("Create or change a tariff", expanded=tariffs.height == 0):
         st.dataframe(grid, hide_index=True, height=300)
         if st.button("Save tariff", type="primary"):
             add_tariff(db, body, settings.max_gap_min)
-            st.success(f"Tariff {name} saved; sessions were priced again.")
+            st.success(literal(f"Tariff {name} saved; sessions were priced again."))
             st.rerun()
 
 if tariffs.height:

@@ -10,7 +10,7 @@ from core.credentials import load_or_create
 from core.errors import ChargeLensError
 from core.features import CAPTURE
 from core.settings import database_path
-from ui.common import empty_state, feature_client, shown_errors, store
+from ui.common import empty_state, feature_client, literal, shown_errors, store
 
 MAX_TOGGLES = 200
 
@@ -73,7 +73,7 @@ def pull_with_progress(db, client, first: date, last: date, chosen: list[str]) -
     sessions = remote.pull_sessions(db, client, start=start, end=end, entity_ids=chosen)
     bar.progress(1.0, text="Done")
     for failed in readings.failed + sessions.failed:
-        st.warning(failed.error)
+        st.warning(literal(failed.error))
     by_entity = {s.entity_id: s.line() for s in sessions.entities}
     lines = [{"readings": r.line(), "sessions": by_entity.get(r.entity_id, "not pulled")} for r in readings.entities]
     st.dataframe(lines, hide_index=True, width="stretch")
@@ -134,9 +134,9 @@ def switch_many(entity_ids: list[str], state: bool) -> None:
 refusal = st.session_state.get("refusal")
 if refusal:
     entity_id, title, detail = refusal
-    st.error(f"{title}: {detail}")
+    st.error(literal(f"{title}: {detail}"))
     if title == "BatteryCapacityRequired":
-        st.number_input(f"Battery capacity of {entity_id} (kWh)", 1.0, 300.0, value=60.0, step=1.0,
+        st.number_input(f"Battery capacity of {literal(entity_id)} (kWh)", 1.0, 300.0, value=60.0, step=1.0,
                         key="capacity-fix-kwh")  # fmt: skip
         st.button("Set capacity and switch capture on", on_click=fix_capacity, args=(entity_id,))
 
@@ -150,7 +150,7 @@ if shown.height > MAX_TOGGLES:
     st.caption(f"{shown.height:,} entities; showing the first {MAX_TOGGLES}. Narrow the search to see others.")
 for row in shown.head(MAX_TOGGLES).iter_rows(named=True):
     key = f"capture-{row['entity_id']}"
-    label = f"{row['entity_id']} · {row['entity_type']}" + (f" · {row['name']}" if row["name"] else "")
+    label = literal(f"{row['entity_id']} · {row['entity_type']}" + (f" · {row['name']}" if row["name"] else ""))
     st.toggle(label, value=row["capture_sessions"], key=key, on_change=toggle_capture,
               args=(row["entity_id"], key, row["capture_sessions"]))  # fmt: skip
 
@@ -160,7 +160,7 @@ with st.expander("Switch several at once"):
     on.button("Switch on", disabled=not chosen, on_click=switch_many, args=(chosen, True))
     off.button("Switch off", disabled=not chosen, on_click=switch_many, args=(chosen, False))
     if failures := st.session_state.pop("bulk-refusals", None):
-        st.warning("Refused: " + "; ".join(failures))
+        st.warning(literal("Refused: " + "; ".join(failures)))
 
 with st.expander("Local API credentials"):
     credentials = load_or_create(database_path())

@@ -12,7 +12,7 @@ from core.errors import ChargeLensError
 from core.importers import FORMATS, ImportOptions, parse_file
 from core.importers.rules import RULES
 from core.pipeline import ingest_file
-from ui.common import store
+from ui.common import literal, store
 
 ZONES = ["", *sorted(available_timezones())]
 PREVIEW_LIMIT = 20 * 1024 * 1024
@@ -39,7 +39,9 @@ def saved(upload, folder: str) -> Path:
 
 
 if files and files[0].size > PREVIEW_LIMIT:
-    st.caption(f"{files[0].name} is large; the preview is skipped and the file is checked while it is imported.")
+    st.caption(
+        f"{literal(files[0].name)} is large; the preview is skipped and the file is checked while it is imported."
+    )
 elif files:
     first = files[0]
     with tempfile.TemporaryDirectory() as folder:
@@ -47,12 +49,12 @@ elif files:
             preview = parse_file(saved(first, folder), ImportOptions(fmt, timezone or None, entity_type), first.name)
             rows = preview.readings if preview.readings.height else preview.sessions
             st.caption(
-                f"Preview of {first.name} as parsed ({preview.format}): {preview.rows_read:,} rows, "
+                f"Preview of {literal(first.name)} as parsed ({preview.format}): {preview.rows_read:,} rows, "
                 f"{preview.rejects.height:,} problem{'' if preview.rejects.height == 1 else 's'} found"
             )
             st.dataframe(rows.head(10), hide_index=True, width="stretch")
         except ChargeLensError as exc:
-            st.warning(exc.detail)
+            st.warning(literal(exc.detail))
             if "not recognised" in exc.detail or "has no column" in exc.detail:
                 header = pl.read_csv(first.getvalue(), n_rows=0, infer_schema=False).columns
                 st.subheader("Map the columns")
@@ -78,9 +80,9 @@ if files and st.button("Import", type="primary"):
 
 for number, (name, summary, error) in enumerate(st.session_state.get("import-results", [])):
     if error:
-        st.error(f"{name}: nothing imported. {error}")
+        st.error(literal(f"{name}: nothing imported. {error}"))
         continue
-    st.success(summary.line())
+    st.success(literal(summary.line()))
     if summary.rejects.height:
         st.dataframe(summary.rejects, hide_index=True, width="stretch")
         st.download_button(

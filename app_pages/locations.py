@@ -24,8 +24,8 @@ left, right = st.columns(2)
 with left.form("add-location", clear_on_submit=True):
     st.subheader("Add a location")
     label = st.text_input("Label", max_chars=100)
-    latitude = st.number_input("Latitude", -90.0, 90.0, value=50.85, format="%.6f")
-    longitude = st.number_input("Longitude", -180.0, 180.0, value=4.35, format="%.6f")
+    latitude = st.number_input("Latitude", -90.0, 90.0, value=None, format="%.6f", placeholder="e.g. 50.846600")
+    longitude = st.number_input("Longitude", -180.0, 180.0, value=None, format="%.6f", placeholder="e.g. 4.357200")
     radius = st.number_input("Radius (m)", 10.0, 5000.0, value=150.0)
     if st.form_submit_button("Add location"):
         with shown_errors():

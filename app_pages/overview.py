@@ -7,7 +7,7 @@ from core import queries
 from core.costs import round_money
 from core.pipeline import load_demo
 from ui import charts
-from ui.common import Kpi, empty_state, kpi_row, shown_errors, store
+from ui.common import Kpi, empty_state, kpi_row, literal, shown_errors, store
 
 KPIS = (
     Kpi("Entities", "entities"),
@@ -107,7 +107,7 @@ NOTES = (
 )
 for found, problem, fine, rows in NOTES:
     if found:
-        st.warning(problem, icon=":material/warning:")
+        st.warning(literal(problem), icon=":material/warning:")
         st.dataframe(rows, hide_index=True, width="stretch")
     else:
         st.caption(f":material/check_circle: {fine}")

@@ -7,7 +7,7 @@ import streamlit as st
 from core import queries
 from core.exports import FORMATS, MEDIA_TYPES, export_sessions
 from core.schema import EXPORT_COLUMNS
-from ui.common import empty_state, store
+from ui.common import empty_state, literal, store
 from ui.filters import filter_bar
 
 st.title("Sessions")
@@ -18,7 +18,9 @@ if table.height == 0:
     empty_state("No sessions match.", "Import readings, switch session capture on for an entity, or widen the filter.")
     st.stop()
 
-st.caption(f"{table.height:,} sessions, {table.get_column('energy_kwh').sum():,.1f} kWh")
+st.caption(
+    f"{table.height:,} session{'' if table.height == 1 else 's'}, {table.get_column('energy_kwh').sum():,.1f} kWh"
+)
 shown = table.select([c for c in EXPORT_COLUMNS if c in table.columns]).with_columns(
     pl.col("^.*_kwh$", "^.*_kw$", "location_accuracy").round(3), pl.col("duration_min").round(1)
 )
@@ -44,9 +46,9 @@ for column, fmt in zip(columns, FORMATS, strict=True):
 rows = event.selection.rows if event is not None else []
 if rows:
     session = table.row(rows[0], named=True)
-    st.subheader(f"Session of {session['entity_id']}")
-    st.write(session["start_reason"] or "")
-    st.write(session["end_reason"] or "")
+    st.subheader(f"Session of {literal(session['entity_id'])}")
+    st.text(session["start_reason"] or "")
+    st.text(session["end_reason"] or "")
     curve = queries.session_readings(db, session)
     fig = go.Figure()
     fig.add_scatter(x=curve["ts"], y=curve["power_kw"], name="power (kW)", mode="lines+markers")

@@ -189,10 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True, parser_class=_Parser
     )
     api.add_parser("credentials").set_defaults(run=cmd_api_credentials)
-    for name in ("backup", "restore"):
-        cmd = commands.add_parser(name)
-        cmd.add_argument("file")
-        cmd.set_defaults(run=not_yet(name))
+    backup = commands.add_parser("backup", help="a consistent copy of the database into a new file")
+    backup.add_argument("file")
+    backup.set_defaults(run=cmd_backup)
+    restore = commands.add_parser("restore", help="replace the database with a backup (server stopped)")
+    restore.add_argument("file")
+    restore.set_defaults(run=cmd_restore)
     return parser
 
 
@@ -565,6 +567,22 @@ def cmd_costs_whatif(args) -> int:
         print(json.dumps({"data": rows}, indent=2, default=str))
         return EXIT_OK
     _print_table(rows, ["period_start", "entity_id", "sessions", "actual", "whatif", "difference", "currency"])
+    return EXIT_OK
+
+
+def cmd_backup(args) -> int:
+    from core.backup import backup
+
+    print(f"backup written to {backup(_store(args), Path(args.file))}")
+    return EXIT_OK
+
+
+def cmd_restore(args) -> int:
+    from core.backup import restore
+
+    db = database_path(args.db)
+    restore(db, Path(args.file))
+    print(f"{db.name} restored from {Path(args.file).name} (the previous file is kept as {db.name}.before-restore)")
     return EXIT_OK
 
 

@@ -85,7 +85,8 @@ def test_export_filters_and_out_file(sliced, cli, tmp_path):
         (("features", "set", "nobody", "CaptureChargeSessions", "on"), "no entity 'nobody'"),
         (("settings", "set", "display_timezone", "Mars/Base"), "time zone"),
         (("reports", "monthly", "--month", "2025-13"), "month"),
-        (("backup", "x.duckdb"), "not available in this version"),
+        (("scale", "detect"), "not available in this version"),
+        (("restore", "/etc/hostname"), "not a ChargeLens database"),
         (("sessions", "export", "--format", "pdf"), "invalid choice"),
         (("locations", "add", "--label", "", "--lat", "91", "--lon", "0"), "latitude must be"),
     ],
@@ -159,3 +160,17 @@ def test_api_credentials_created_once_owner_only(cli, db_path):
     assert json.loads(cli("api", "credentials").out) == body
     path = db_path.with_name(f"{db_path.stem}.api-credentials.json")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_backup_and_restore_round_trip(sliced, cli, db_path, tmp_path):
+    copy = tmp_path / "copy.duckdb"
+    assert cli("backup", str(copy)).code == 0
+    again = cli("backup", str(copy))
+    assert again.code == 2 and "already exists" in again.err
+    before = cli("sessions", "export").out
+    assert cli("locations", "add", "--label", "Later", "--lat", "50.812345", "--lon", "4.412345").code == 0
+    assert "Later" in cli("sessions", "export").out
+    restored = cli("restore", str(copy))
+    assert restored.code == 0, restored.err
+    assert cli("sessions", "export").out == before
+    assert db_path.with_name(db_path.name + ".before-restore").exists()

@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.store import Store
 from tests.conftest import FIXTURES, ROOT
+from ui.common import literal
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def test_upload_shows_summary_and_rejects(page, db_path):
     assert not page.exception
     page.button[0].click().run()
     assert not page.exception
-    assert page.success[0].value == "soc.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1"
+    assert page.success[0].value == literal("soc.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1")
     assert page.dataframe[1].value["reason"].tolist() == ["state of charge must be between 0 and 100 %"]
     assert Store.open(db_path).scalar("SELECT count(*) FROM readings") == 1
 
@@ -38,23 +39,24 @@ def test_bad_files_get_one_clear_error_and_write_nothing(page, db_path, name, me
     page.file_uploader(key="upload").upload(name, (FIXTURES / "bad" / name).read_bytes(), "text/csv").run()
     assert not page.exception
     previewed = [w.value for w in page.warning] + [c.value for c in page.caption]
-    assert any(message in text or "1 problem found" in text for text in previewed)
+    assert any(literal(message) in text or "1 problem found" in text for text in previewed)
     page.button[0].click().run()
     assert not page.exception
-    assert message in page.error[0].value and page.error[0].value.startswith(f"{name}: nothing imported.")
+    assert literal(message) in page.error[0].value
+    assert page.error[0].value.startswith(literal(f"{name}: nothing imported."))
     assert Store.open(db_path).scalar("SELECT count(*) FROM imports") == 0
 
 
 def test_unknown_columns_get_a_mapping_step(page, db_path):
     data = b"vehicle,time,kw\nvan-1,2025-02-01T10:00:00Z,7.4\nvan-1,2025-02-01T10:01:00Z,7.3\n"
     page.file_uploader(key="upload").upload("odd.csv", data, "text/csv").run()
-    assert "not recognised" in page.warning[0].value
+    assert literal("not recognised") in page.warning[0].value
     page.selectbox(key="map-entity_id").select("vehicle").run()
     page.selectbox(key="map-ts").select("time").run()
     page.selectbox(key="map-power_kw").select("kw").run()
     page.button[0].click().run()
     assert not page.exception
-    assert page.success[0].value == "odd.csv: read 2, stored 2, duplicate 0, conflict 0, rejected 0"
+    assert page.success[0].value == literal("odd.csv: read 2, stored 2, duplicate 0, conflict 0, rejected 0")
     assert Store.open(db_path).frame("SELECT entity_id, power_kw FROM readings ORDER BY ts").rows() == [
         ("van-1", 7.4),
         ("van-1", 7.3),

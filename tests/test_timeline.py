@@ -15,6 +15,7 @@ from core.pipeline import load_demo
 from core.queries import sessions
 from core.store import Store
 from tests.conftest import ROOT
+from ui.common import literal
 
 TITLES = [
     "Sessions per entity",
@@ -193,7 +194,7 @@ def test_overview_shows_location_shares_costs_and_quality_notes(demo, demo_sessi
     }
     assert set(energy["location_label"]) == {"Home", "Office", "(no location)"}
     assert metrics["Cost (EUR)"] == f"{round_money(demo_sessions['cost_total'].sum()):,.2f}"
-    assert at.warning[0].value == "Entities that get no detected sessions from their readings: 3."
+    assert at.warning[0].value == literal("Entities that get no detected sessions from their readings: 3.")
     notes = at.dataframe[-2].value
     assert notes["entity_id"].tolist() == ["ev-05", "ev-06", "home-battery"]
     assert notes["note"].str.startswith("FeatureNotSupported").tolist()[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,13 +13,20 @@ from core.errors import ChargeLensError
 from core.settings import database_path
 from core.store import Store
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$=])")
+
+
+def literal(text: object) -> str:
+    """Text from data (names, ids, labels, file names) shown as it is: Markdown and directives escaped."""
+    return _MARKDOWN.sub(r"\\\1", str(text))
+
 
 def store() -> Store:
     """The process's store; when it cannot be opened the page says why and stops."""
     try:
         return Store.open(database_path())
     except ChargeLensError as exc:
-        st.error(exc.detail)
+        st.error(literal(exc.detail))
         st.stop()
 
 
@@ -28,7 +36,8 @@ def shown_errors():
     try:
         yield
     except ChargeLensError as exc:
-        st.error(f"{exc.title}: {exc.detail}" if exc.title not in ("BadRequest", "ValidationError") else exc.detail)
+        text = f"{exc.title}: {exc.detail}" if exc.title not in ("BadRequest", "ValidationError") else exc.detail
+        st.error(literal(text))
 
 
 def empty_state(message: str, hint: str | None = None) -> None:
