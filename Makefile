@@ -48,7 +48,11 @@ test: test-deps lint
 	$(PY) -m pytest -q
 
 bench: deps
+	$(PY) bench/bench_import.py
 	$(PY) bench/bench_detect.py
+	$(PY) bench/quality.py
+	$(PY) bench/bench_locations.py
+	$(PY) bench/bench_costs.py
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache

@@ -13,12 +13,23 @@ from core.errors import ChargeLensError
 from core.settings import database_path
 from core.store import Store
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$=])")
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>~:$|])")
+_LINE_START = re.compile(r"^(\s*)([#+\-=>]|\d+\.)", re.MULTILINE)
 
 
 def literal(text: object) -> str:
-    """Text from data (names, ids, labels, file names) shown as it is: Markdown and directives escaped."""
-    return _MARKDOWN.sub(r"\\\1", str(text))
+    """Text from data (names, ids, labels, file names) shown as it is: Markdown and directives escaped.
+
+    Inline markers are escaped everywhere, block markers (headings, lists) only where a line starts, so an id
+    like ev-05 reads the same in a label and in the browser's accessible name.
+    """
+    escaped = _MARKDOWN.sub(r"\\\1", str(text))
+
+    def block(m: re.Match) -> str:
+        marker = m.group(2)
+        return m.group(1) + (marker[:-1] + "\\." if marker.endswith(".") else "\\" + marker)
+
+    return _LINE_START.sub(block, escaped)
 
 
 def store() -> Store:
