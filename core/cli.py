@@ -61,11 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     features = commands.add_parser("features", help="switch entity features").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
-    f_set = features.add_parser("set")
-    f_set.add_argument("entity")
-    f_set.add_argument("feature")
-    f_set.add_argument("state", choices=["on", "off"])
-    f_set.set_defaults(run=cmd_features_set)
+    add_feature_set(features, cmd_features_set)
 
     locations = commands.add_parser("locations", help="named places").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -196,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("file")
     restore.set_defaults(run=cmd_restore)
     return parser
+
+
+def add_feature_set(features, run) -> None:
+    """`… features set ENTITY FEATURE on|off`, the same words locally and on a remote platform."""
+    f_set = features.add_parser("set")
+    f_set.add_argument("entity")
+    f_set.add_argument("feature")
+    f_set.add_argument("state", choices=["on", "off"])
+    f_set.set_defaults(run=run)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -645,11 +650,7 @@ def add_remote_commands(commands) -> None:
     features = remote.add_parser("features", help="switch features on the remote platform").add_subparsers(
         dest="feature_action", required=True, parser_class=_Parser
     )
-    f_set = features.add_parser("set")
-    f_set.add_argument("entity")
-    f_set.add_argument("feature")
-    f_set.add_argument("state", choices=["on", "off"])
-    f_set.set_defaults(run=cmd_remote_features_set)
+    add_feature_set(features, cmd_remote_features_set)
     reconcile = remote.add_parser("reconcile", help="platform sessions next to the locally detected ones")
     reconcile.add_argument("--entity", metavar="ID")
     reconcile.add_argument("--json", action="store_true")

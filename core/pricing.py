@@ -29,6 +29,23 @@ def load_tariffs(tx: duckdb.DuckDBPyConnection) -> tuple[list[costs.Tariff], pl.
     return tariffs, assignments, series
 
 
+def reading_intervals(tx: duckdb.DuckDBPyConnection, sessions: pl.DataFrame, max_gap_min: float) -> pl.DataFrame | None:
+    """The reading intervals of detected sessions (imported ones have none and are spread evenly)."""
+    detected = sessions.filter(pl.col("source") == "detected")
+    if detected.height == 0:
+        return None
+    readings = tx.sql(
+        "SELECT entity_id, ts, power_kw, energy_kwh FROM readings WHERE entity_id IN (SELECT unnest(?)) "
+        "AND ts BETWEEN ? - INTERVAL 1 DAY AND ? + INTERVAL 1 DAY ORDER BY entity_id, ts",
+        params=[
+            detected.get_column("entity_id").unique().to_list(),
+            detected["start_utc"].min(),
+            detected["end_utc"].max(),
+        ],
+    ).pl()
+    return costs.intervals_from_readings(readings, detected, max_gap_min=max_gap_min)
+
+
 def reprice(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, max_gap_min: float) -> int:
     """Price the sessions of these entities (None = all) per reading interval; store bands, costs and currency."""
     scope, params = (
@@ -46,19 +63,8 @@ def reprice(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, max
         choice = costs.choose_tariff(sessions, assignments, tariffs)
     else:
         choice = sessions.select("session_id", pl.lit(None, pl.String).alias("tariff"))
-    detected = sessions.filter(pl.col("source") == "detected")
-    intervals = None
-    if detected.height and choice.get_column("tariff").is_not_null().any():
-        readings = tx.sql(
-            "SELECT entity_id, ts, power_kw, energy_kwh FROM readings WHERE entity_id IN (SELECT unnest(?)) "
-            "AND ts BETWEEN ? - INTERVAL 1 DAY AND ? + INTERVAL 1 DAY ORDER BY entity_id, ts",
-            params=[
-                detected.get_column("entity_id").unique().to_list(),
-                detected["start_utc"].min(),
-                detected["end_utc"].max(),
-            ],
-        ).pl()
-        intervals = costs.intervals_from_readings(readings, detected, max_gap_min=max_gap_min)
+    priced_any = choice.get_column("tariff").is_not_null().any()
+    intervals = reading_intervals(tx, sessions, max_gap_min) if priced_any else None
     priced = costs.price_chosen(sessions, intervals, choice, tariffs, series)
     flags = sessions.select(
         "session_id",
@@ -170,19 +176,7 @@ def whatif(store: Store, tariff: str, flt, period: str = "month") -> pl.DataFram
         chosen = next((t for t in tariffs if t.name == tariff), None)
         if chosen is None:
             raise NotFound(f"There is no tariff '{tariff}'; add it first with `tariffs add FILE`.")
-        detected = rows.filter(pl.col("source") == "detected")
-        intervals = None
-        if detected.height:
-            readings = tx.sql(
-                "SELECT entity_id, ts, power_kw, energy_kwh FROM readings WHERE entity_id IN (SELECT unnest(?)) "
-                "AND ts BETWEEN ? - INTERVAL 1 DAY AND ? + INTERVAL 1 DAY ORDER BY entity_id, ts",
-                params=[
-                    detected.get_column("entity_id").unique().to_list(),
-                    detected["start_utc"].min(),
-                    detected["end_utc"].max(),
-                ],
-            ).pl()
-            intervals = costs.intervals_from_readings(readings, detected, max_gap_min=store.settings().max_gap_min)
+        intervals = reading_intervals(tx, rows, store.settings().max_gap_min)
     if rows.height == 0:
         raise ChargeLensError("No sessions match the filter; widen the period or the entities.", title="NoSessions")
     other = costs.price_sessions(rows, intervals, chosen, series.get(tariff))

@@ -33,6 +33,24 @@ def forbidden_strings(secret: pl.DataFrame, public: pl.DataFrame) -> set[str]:
     return strings(secret) - strings(public)
 
 
+def demo_secrets(store) -> set[str]:
+    """Forbidden strings of a demo store: vehicles' reading and session positions, less the public places."""
+    vehicles = "SELECT entity_id FROM entities WHERE entity_type = 'EV'"
+    secret = pl.concat(
+        [
+            store.frame(f"SELECT latitude, longitude FROM readings WHERE entity_id IN ({vehicles})"),
+            store.frame(f"SELECT latitude, longitude FROM sessions WHERE entity_id IN ({vehicles})"),
+        ]
+    )
+    public = pl.concat(
+        [
+            store.frame("SELECT latitude, longitude FROM locations"),
+            store.frame("SELECT latitude, longitude FROM entities WHERE latitude IS NOT NULL"),
+        ]
+    )
+    return forbidden_strings(secret, public)
+
+
 def leaks(data: bytes, forbidden: set[str]) -> list[str]:
     """The forbidden strings found inside any decimal number of `data` (xlsx is unzipped, Parquet read)."""
     if data[:4] == b"PK\x03\x04":

@@ -9,23 +9,14 @@ from core.exports import FORMATS, export_sessions
 from core.pipeline import load_demo, suggestions
 from core.queries import SessionFilter, session_positions
 from core.store import Store
-from tests.privacy import forbidden_strings, leaks
+from tests.privacy import demo_secrets, leaks
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     store = Store.open(tmp_path_factory.mktemp("privacy") / "p.duckdb")
     load_demo(store, seed=1)
-    vehicles = "SELECT entity_id FROM entities WHERE entity_type = 'EV'"
-    secret = pl.concat([
-        store.frame(f"SELECT latitude, longitude FROM readings WHERE entity_id IN ({vehicles})"),
-        store.frame(f"SELECT latitude, longitude FROM sessions WHERE entity_id IN ({vehicles})"),
-    ])  # fmt: skip
-    public = pl.concat([
-        store.frame("SELECT latitude, longitude FROM locations"),
-        store.frame("SELECT latitude, longitude FROM entities WHERE latitude IS NOT NULL"),
-    ])  # fmt: skip
-    yield store, forbidden_strings(secret, public)
+    yield store, demo_secrets(store)
     store.close()
 
 

@@ -94,6 +94,16 @@ def demo_server(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture
+def server(tmp_path):
+    """A demo database and a server of the test's own, for tests that change data."""
+    db = tmp_path / "chargelens.duckdb"
+    load_demo(db)
+    server = Server(db)
+    yield server
+    server.stop()
+
+
 def shot(page, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"

@@ -8,18 +8,9 @@ import io
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, load_demo, shot
+from tests.e2e.conftest import shot
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server(tmp_path):
-    db = tmp_path / "costs.duckdb"
-    load_demo(db)
-    server = Server(db)
-    yield server
-    server.stop()
 
 
 def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_path):

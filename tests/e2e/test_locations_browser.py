@@ -6,18 +6,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, load_demo, shot
+from tests.e2e.conftest import shot
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def server(tmp_path):
-    db = tmp_path / "loc.duckdb"
-    load_demo(db)
-    server = Server(db)
-    yield server
-    server.stop()
 
 
 def sessions_at(page, server, label: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import polars as pl
 import pytest
 from playwright.sync_api import expect
 
@@ -12,7 +11,7 @@ from core.client import PlatformClient
 from core.credentials import load_or_create
 from core.pipeline import load_demo
 from core.store import Store
-from tests.privacy import forbidden_strings, leaks
+from tests.privacy import demo_secrets, leaks
 
 pytestmark = pytest.mark.e2e
 EVS = ["ev-01", "ev-02", "ev-03", "ev-04", "ev-05", "ev-06"]
@@ -23,17 +22,9 @@ def forbidden(tmp_path_factory) -> set[str]:
     """The demo is deterministic: a twin database gives the same readings and session positions."""
     store = Store.open(tmp_path_factory.mktemp("twin") / "twin.duckdb")
     load_demo(store, seed=1)
-    vehicles = "SELECT entity_id FROM entities WHERE entity_type = 'EV'"
-    secret = pl.concat([
-        store.frame(f"SELECT latitude, longitude FROM readings WHERE entity_id IN ({vehicles})"),
-        store.frame(f"SELECT latitude, longitude FROM sessions WHERE entity_id IN ({vehicles})"),
-    ])  # fmt: skip
-    public = pl.concat([
-        store.frame("SELECT latitude, longitude FROM locations"),
-        store.frame("SELECT latitude, longitude FROM entities WHERE latitude IS NOT NULL"),
-    ])  # fmt: skip
+    forbidden = demo_secrets(store)
     store.close()
-    return forbidden_strings(secret, public)
+    return forbidden
 
 
 def test_api_replies_carry_no_position(demo_server, forbidden):
