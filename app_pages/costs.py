@@ -20,6 +20,9 @@ settings = db.settings()
 tariffs = queries.tariffs(db)
 
 st.subheader("Tariffs")
+flash = st.empty()  # always here, so that the elements below keep their place (and expanders their state)
+if saved := st.session_state.pop("costs-saved", None):  # shown after the rerun that lists the new tariff
+    flash.success(literal(saved))
 if tariffs.height:
     st.dataframe(tariffs.drop("body"), hide_index=True, width="stretch")
 else:
@@ -59,7 +62,7 @@ with st.expander("Create or change a tariff", expanded=tariffs.height == 0):
         st.dataframe(grid, hide_index=True, height=300)
         if st.button("Save tariff", type="primary"):
             add_tariff(db, body, settings.max_gap_min)
-            st.success(literal(f"Tariff {name} saved; sessions were priced again."))
+            st.session_state["costs-saved"] = f"Tariff {name} saved; sessions were priced again."
             st.rerun()
 
 if tariffs.height:

@@ -22,7 +22,7 @@ def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_pat
     page.get_by_label("Band t2 price per kWh (every other hour)").fill("0.2000")
     page.get_by_label("Fee per session").fill("0.50")
     page.get_by_role("button", name="Save tariff").click()
-    expect(page.get_by_text("home-two-band").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Tariff home-two-band saved")).to_be_visible(timeout=60_000)
     page.get_by_text("Assign a tariff").click()
     page.get_by_label("Tariff", exact=True).click()
     page.get_by_role("option", name="home-two-band").click()
