@@ -11,6 +11,7 @@ import asyncio
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -363,3 +364,18 @@ class Served:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+def serving(fake: FakePlatform) -> Iterator[FakePlatform]:
+    """Serve a fake platform on loopback for a fixture (its base URL set), and stop it afterwards."""
+    served = Served(fake.app())
+    fake.url = f"{served.url}/api"
+    yield fake
+    served.stop()
+
+
+def fresh(platform: FakePlatform) -> FakePlatform:
+    """The served platform with its faults, counters and remote features reset for one test."""
+    platform.reset()
+    platform.features.clear()
+    return platform

@@ -9,25 +9,19 @@ import pytest
 
 from core.client import PlatformClient, PlatformError, entity_path, format_time
 from tests.conftest import free_port
-from tests.fake_platform import CLIENT_ID, CLIENT_SECRET, T0, FakePlatform, Served, sample_platform
+from tests.fake_platform import CLIENT_ID, CLIENT_SECRET, T0, FakePlatform, fresh, sample_platform, serving
 
 EV = 'ev/1 "north"'
 
 
 @pytest.fixture(scope="module")
 def platform():
-    fake = sample_platform()
-    served = Served(fake.app())
-    fake.url = f"{served.url}/api"
-    yield fake
-    served.stop()
+    yield from serving(sample_platform())
 
 
 @pytest.fixture
 def fake(platform: FakePlatform) -> FakePlatform:
-    platform.reset()
-    platform.features.clear()
-    return platform
+    return fresh(platform)
 
 
 class Clock:

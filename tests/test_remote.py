@@ -20,7 +20,7 @@ from core.platform import remote_secret_file
 from core.schema import SESSIONS_SCHEMA, conform
 from core.store import Store
 from tests.conftest import assert_no_traceback
-from tests.fake_platform import CLIENT_ID, CLIENT_SECRET, T0, FakePlatform, Served, fleet_platform
+from tests.fake_platform import CLIENT_ID, CLIENT_SECRET, T0, FakePlatform, fleet_platform, fresh, serving
 
 EV, CP, BATTERY = "ev-a", "cp-b", "battery-9"
 DAY1, DAY3 = datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 3, 3, tzinfo=UTC)
@@ -32,18 +32,12 @@ def at(text: str) -> datetime:
 
 @pytest.fixture(scope="module")
 def platform():
-    fake = fleet_platform()
-    served = Served(fake.app())
-    fake.url = f"{served.url}/api"
-    yield fake
-    served.stop()
+    yield from serving(fleet_platform())
 
 
 @pytest.fixture
 def fake(platform: FakePlatform) -> FakePlatform:
-    platform.reset()
-    platform.features.clear()
-    return platform
+    return fresh(platform)
 
 
 @pytest.fixture

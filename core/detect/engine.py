@@ -201,40 +201,27 @@ def _counter_energy(sessions: pl.DataFrame, df: pl.DataFrame, params: DetectPara
     )
     pause = pl.duration(microseconds=int(params.max_pause_min * 60_000_000))
     s = sessions.with_row_index("__ck")
-    before = (
-        s.select(BY, "__ck", "start_utc")
-        .sort(BY, "start_utc")
-        .join_asof(
-            counter,
-            left_on="start_utc",
-            right_on="__t",
-            by=BY,
-            strategy="backward",
-            allow_exact_matches=False,
-            check_sortedness=False,
+
+    def counter_at(column: str, strategy: str, exact: bool, **names: str) -> pl.DataFrame:
+        """For each session, the counter's running total at the reading nearest `column` in that direction."""
+        return (
+            s.select(BY, "__ck", column)
+            .sort(BY, column)
+            .join_asof(
+                counter,
+                left_on=column,
+                right_on="__t",
+                by=BY,
+                strategy=strategy,
+                allow_exact_matches=exact,
+                check_sortedness=False,
+            )
+            .select("__ck", *[pl.col(source).alias(name) for name, source in names.items()])
         )
-        .select("__ck", __from="__cum", __from_t="__t")
-    )
-    at_end = (
-        s.select(BY, "__ck", "end_utc")
-        .sort(BY, "end_utc")
-        .join_asof(counter, left_on="end_utc", right_on="__t", by=BY, strategy="backward", check_sortedness=False)
-        .select("__ck", __end="__cum")
-    )
-    after = (
-        s.select(BY, "__ck", "end_utc")
-        .sort(BY, "end_utc")
-        .join_asof(
-            counter,
-            left_on="end_utc",
-            right_on="__t",
-            by=BY,
-            strategy="forward",
-            allow_exact_matches=False,
-            check_sortedness=False,
-        )
-        .select("__ck", __next="__cum", __next_t="__t", __end_t="end_utc")
-    )
+
+    before = counter_at("start_utc", "backward", False, __from="__cum", __from_t="__t")
+    at_end = counter_at("end_utc", "backward", True, __end="__cum")
+    after = counter_at("end_utc", "forward", False, __next="__cum", __next_t="__t", __end_t="end_utc")
     covered = (
         before.join(at_end, on="__ck")
         .join(after, on="__ck")
