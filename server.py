@@ -3,9 +3,8 @@
 import contextlib
 
 import streamlit as st
-from starlette.routing import Mount
 
-from core.api import create_app
+from core.api import api_mount
 from core.runtime import serving
 
 
@@ -16,4 +15,4 @@ async def lifespan(app):
         yield {}
 
 
-app = st.App("app.py", routes=[Mount("/api", app=create_app())], lifespan=lifespan)
+app = st.App("app.py", routes=[api_mount()], lifespan=lifespan)

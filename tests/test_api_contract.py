@@ -524,3 +524,28 @@ def test_no_query_value_crashes_a_listing(local, token, start, size):
     )
     assert reply.status_code in (400, 404)  # 404 only when every value was valid: there is no entity x
     assert set(reply.json()) <= {"title", "status", "detail", "errors"}
+
+
+def test_unknown_query_parameters_are_named_not_ignored(server, bearer):
+    reply = httpx.get(f"{server.url}/api/v1/entities", params={"pagesize": 1}, headers=bearer)
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "title": "ValidationError",
+        "status": 400,
+        "detail": "Unknown query parameter 'pagesize'; this call takes continuationToken, pageSize.",
+        "errors": {"query.pagesize": "not a parameter of this call"},
+    }
+
+
+def test_a_method_a_path_does_not_take_names_every_method_it_does(server, bearer):
+    reply = httpx.request("DELETE", f"{server.url}/api/v1/entities/ev-01/features", headers=bearer)
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "GET, PATCH"
+    assert reply.json()["detail"] == "DELETE is not taken by /api/v1/entities/ev-01/features; it takes GET, PATCH."
+
+
+def test_an_entity_id_with_a_line_break_stays_inside_the_api(server, bearer):
+    reply = httpx.get(f"{server.url}/api/v1/entities/a%0Ab/readings/last", headers=bearer)
+    assert reply.status_code == 404
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json()["title"] == "NotFound"

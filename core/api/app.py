@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -11,9 +12,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from core import __version__
 from core.api.auth import Authenticator
+from core.api.document import document
 from core.api.middleware import BodyLimitMiddleware, EntityPathMiddleware
 from core.api.paging import Pager
 from core.api.routes import public, router
@@ -44,6 +47,15 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (the router names only the first route that matched)."""
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
+    ]
+
+
 def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
     """The API app; `clock` (monotonic seconds) drives token expiry and the authentication rate limit."""
     app = FastAPI(
@@ -53,6 +65,7 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
         openapi_url="/openapi.json",
         redoc_url=None,
     )
+    app.openapi = lambda: document(app)
     app.state.auth = Authenticator(clock=clock)
     app.state.pager = Pager()
     app.include_router(public)
@@ -79,9 +92,14 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException):
         title = _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no API route {request.url.path}; see /api/docs for the routes."
-        return problem(exc.status_code, title, detail, headers=getattr(exc, "headers", None))
+        elif exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not taken by {request.url.path}; it takes {', '.join(allowed)}."
+        return problem(exc.status_code, title, detail, headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -114,3 +132,15 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
         return {"status": "ok", "version": __version__, "database": {"file": db.name, "schemaVersion": version}}
 
     return app
+
+
+def api_mount(prefix: str = "/api") -> Mount:
+    """The API app mounted at `prefix` for the serving process.
+
+    Starlette matches a mount with `.`, which stops at a newline, so an entity id holding a percent-encoded
+    line break (`%0A`) would fall through to the dashboard's plain-text 404; matching across line breaks
+    keeps every path under the prefix inside the API and its one error shape.
+    """
+    mount = Mount(prefix, app=create_app())
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from fastapi import Query
+from fastapi import Query, Request
 
 from core.errors import InputError
 
@@ -63,3 +63,26 @@ def paging(
     ),
 ) -> Paging:
     return Paging(page_size, continuation_token or None)
+
+
+def _query_names(dependant) -> set[str]:
+    """The query parameters a route takes, its dependencies' included."""
+    names = {field.alias for field in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def known_query(request: Request) -> None:
+    """Refuse query parameters the route does not take, so a misspelt `pagesize` is not silently ignored."""
+    route = request.scope.get("route")
+    if route is None or not request.query_params:
+        return
+    known = _query_names(route.dependant)
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "no query parameters"
+        raise InputError(
+            f"Unknown query parameter {unknown[0][:40]!r}; this call takes {takes}.",
+            errors={f"query.{name[:40]}": "not a parameter of this call" for name in unknown[:10]},
+        )

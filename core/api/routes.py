@@ -11,7 +11,7 @@ from core.api import service
 from core.api.auth import require_token
 from core.api.bodies import BatteryCapacity, Credentials, FeatureChange, Location
 from core.api.paging import Pager, page_reply, resume
-from core.api.params import Paging, check_range, paging, parse_time
+from core.api.params import Paging, check_range, known_query, paging, parse_time
 from core.api.service import to_micros
 from core.api.shapes import EXACT_DECIMALS, capacity_record, location_record, reading_record
 from core.errors import NotFound
@@ -27,8 +27,8 @@ End = Annotated[str | None, Query(description="RFC 3339 time; exclusive.")]
 Page = Annotated[Paging, Depends(paging)]
 ENTITY = "/entities/{entityId:entity}"
 
-public = APIRouter(prefix="/v1", tags=["authentication"])
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+public = APIRouter(prefix="/v1", tags=["authentication"], dependencies=[Depends(known_query)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token), Depends(known_query)])
 
 
 def _store() -> Store:
