@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import streamlit as st
 
-from core import remote
+from core import daily, remote
 from core.client import PlatformError
 from core.credentials import load_or_create
 from core.errors import ChargeLensError
@@ -31,6 +31,14 @@ def remote_section(db) -> None:
         st.caption("Not connected: enter the platform's API URL, client id and secret, then Connect.")
         return
     st.caption(f"Connected to {current.url} as {current.client_id}.")
+    st.text_input(
+        "Daily pull at (HH:MM, display time zone)",
+        db.settings().remote_pull_time,
+        key="remote-pull-time",
+        on_change=save_pull_time,
+        args=(db,),
+    )
+    st.caption(daily.schedule(db, datetime.now(UTC)).sentence())
     if st.button("List remote entities"):  # on demand: a slow platform must not slow every rerun of the page
         with shown_errors(), remote.open_client(db) as client:
             st.session_state["remote-entities"] = remote.list_entities(client)
@@ -47,6 +55,11 @@ def remote_section(db) -> None:
     if pulled:
         entity_id = st.selectbox("Reconcile the platform's sessions of", pulled, key="remote-reconcile")
         st.dataframe(remote.reconciliation(db, entity_id), hide_index=True, width="stretch")
+
+
+def save_pull_time(db) -> None:
+    with shown_errors():
+        db.change_setting("remote_pull_time", st.session_state["remote-pull-time"])
 
 
 def save_connection(db) -> None:

@@ -606,13 +606,7 @@ def cmd_settings_list(args) -> int:
 
 
 def cmd_settings_set(args) -> int:
-    from core.settings import SettingError
-
-    try:
-        value = parse_setting(args.key, args.value)
-    except SettingError as exc:
-        raise InputError(str(exc)) from None
-    _store(args).set_setting(args.key, value)
+    value = _store(args).change_setting(args.key, args.value)
     print(f"{args.key} = {value}")
     return EXIT_OK
 

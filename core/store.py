@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from core.errors import DatabaseBusy, DatabaseError
+from core.errors import DatabaseBusy, DatabaseError, InputError
 from core.schema import ENTITIES_SCHEMA, READINGS_SCHEMA, SESSIONS_SCHEMA, conform
-from core.settings import Settings, sidecar
+from core.settings import SettingError, Settings, parse_setting, sidecar
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 # Readings have no PRIMARY KEY on purpose: the index made imports six times slower, and the one writer keeps
@@ -249,6 +249,15 @@ class Store:
 
     def settings(self) -> Settings:
         return Settings.from_sources(self.stored_settings())
+
+    def change_setting(self, key: str, text: str) -> object:
+        """A setting typed by a person (CLI or page): checked against its rule, stored, and returned as parsed."""
+        try:
+            value = parse_setting(key, text)
+        except SettingError as exc:
+            raise InputError(str(exc)) from None
+        self.set_setting(key, value)
+        return value
 
     def set_setting(self, key: str, value: object) -> None:
         text = str(value).lower() if isinstance(value, bool) else str(value)

@@ -449,6 +449,7 @@ def test_entities_page_connects_pulls_and_reconciles(fake, db_path, monkeypatch)
     from streamlit.testing.v1 import AppTest
 
     from tests.conftest import ROOT
+    from ui.common import literal
 
     monkeypatch.setenv("CHARGELENS_DB", str(db_path))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
@@ -469,4 +470,12 @@ def test_entities_page_connects_pulls_and_reconciles(fake, db_path, monkeypatch)
     shown = at.dataframe[-1].value
     assert list(shown["status"]) == ["matched", "matched"]
     assert CLIENT_SECRET not in str(at)
+
+    at.text_input(key="remote-pull-time").input("25:00").run()
+    assert [e.value for e in at.error] == [literal("'25:00' is not a time of day; use HH:MM, for example 03:00.")]
+    at.text_input(key="remote-pull-time").input("4:30").run()
+    assert not at.error
+    assert Store.open(db_path).settings().remote_pull_time == "04:30"
+    schedule = [c.value for c in at.caption if c.value.startswith("While the server runs")]
+    assert len(schedule) == 1 and "every day at 04:30 UTC" in schedule[0], schedule
     Store.close_all()
