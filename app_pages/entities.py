@@ -39,12 +39,15 @@ def remote_section(db) -> None:
         args=(db,),
     )
     st.caption(daily.schedule(db, datetime.now(UTC)).sentence())
-    if st.button("List remote entities"):  # on demand: a slow platform must not slow every rerun of the page
+    if st.button(
+        "List remote entities", key="remote-list"
+    ):  # on demand: a slow platform must not slow every rerun of the page
         with shown_errors(), remote.open_client(db) as client:
             st.session_state["remote-entities"] = remote.list_entities(client)
     listed = st.session_state.get("remote-entities", [])
     if listed:
         st.dataframe(remote.entity_table(db, listed), hide_index=True, width="stretch")
+        remote_feature(db, [e["id"] for e in listed])
     today = datetime.now(UTC).date()
     days = st.date_input("Pull these UTC days", (today - timedelta(days=7), today), key="remote-days")
     chosen = st.multiselect("Remote entities (none = all)", [e["id"] for e in listed], key="remote-chosen")
@@ -55,6 +58,18 @@ def remote_section(db) -> None:
     if pulled:
         entity_id = st.selectbox("Reconcile the platform's sessions of", pulled, key="remote-reconcile")
         st.dataframe(remote.reconciliation(db, entity_id), hide_index=True, width="stretch")
+
+
+def remote_feature(db, entity_ids: list[str]) -> None:
+    """CaptureChargeSessions of a remote entity, switched on the platform itself; a refusal shows its title."""
+    left, on, off = st.columns([4, 1, 1], vertical_alignment="bottom")
+    chosen = left.selectbox(f"{CAPTURE} on the remote platform for", entity_ids, key="remote-feature-entity")
+    for column, enabled in ((on, True), (off, False)):
+        if column.button("Switch on" if enabled else "Switch off", key=f"remote-feature-{enabled}", width="stretch"):
+            with shown_errors(), remote.open_client(db) as client:
+                states = remote.set_feature(client, chosen, CAPTURE, enabled)
+                now_on = any(s.get("feature") == CAPTURE and s.get("enabled") for s in states)
+                st.success(literal(f"{chosen}: {CAPTURE} is {'on' if now_on else 'off'} on the remote platform."))
 
 
 def save_pull_time(db) -> None:

@@ -471,6 +471,21 @@ def test_entities_page_connects_pulls_and_reconciles(fake, db_path, monkeypatch)
     assert list(shown["status"]) == ["matched", "matched"]
     assert CLIENT_SECRET not in str(at)
 
+    at.button(key="remote-list").click().run()
+    at.selectbox(key="remote-feature-entity").select(EV).run()
+    at.button(key="remote-feature-True").click().run()
+    assert [s.value for s in at.success] == [literal(f"{EV}: {CAPTURE} is on on the remote platform.")]
+    assert fake.features == {EV: True}
+    at.selectbox(key="remote-feature-entity").select(BATTERY).run()
+    at.button(key="remote-feature-True").click().run()
+    assert [e.value for e in at.error] == [
+        literal(
+            f"FeatureNotSupported: Switching {CAPTURE} on for '{BATTERY}' failed: the remote platform answered 400 "
+            "FeatureNotSupported: Only EVs and charge points capture sessions."
+        )
+    ]
+    assert fake.features == {EV: True}
+
     at.text_input(key="remote-pull-time").input("25:00").run()
     assert [e.value for e in at.error] == [literal("'25:00' is not a time of day; use HH:MM, for example 03:00.")]
     at.text_input(key="remote-pull-time").input("4:30").run()
