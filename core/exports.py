@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime
 
 import polars as pl
+import xlsxwriter
 
 from core.errors import InputError
 from core.queries import SessionFilter, sessions
@@ -22,6 +24,7 @@ MEDIA_TYPES = {
 }
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_FIXED_CREATED = datetime(2000, 1, 1)  # an export without sessions
 
 
 def position_decimals(exact_setting: bool, exact: bool, round_to: int | None) -> int | None:
@@ -102,7 +105,13 @@ def render(df: pl.DataFrame, fmt: str, exact_setting: bool = False, decimals: in
             [pl.col(c).dt.replace_time_zone("UTC") for c, t in df.schema.items() if isinstance(t, pl.Datetime)]
         ).write_parquet(buffer)
     else:
-        neutralise(df).write_excel(buffer, worksheet="sessions", autofit=False)
+        # xlsxwriter stamps the workbook with the time it was written; the newest session end (or a fixed date)
+        # instead, so the same sessions give the same bytes from the page and from the CLI, today or tomorrow.
+        workbook = xlsxwriter.Workbook(buffer, {"in_memory": True})
+        newest = df.get_column("end_utc").max() if "end_utc" in df.columns and df.height else None
+        workbook.set_properties({"created": (newest or _FIXED_CREATED).replace(tzinfo=None)})
+        neutralise(df).write_excel(workbook, worksheet="sessions", autofit=False)
+        workbook.close()
     return buffer.getvalue()
 
 

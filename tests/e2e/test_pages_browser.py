@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
+
+import polars as pl
 import pytest
 from playwright.sync_api import expect
 
@@ -65,17 +70,29 @@ def test_health_on_the_real_server(demo_server):
     assert reply.json()["database"]["file"] == "chargelens.duckdb"
 
 
-def test_sessions_csv_download_equals_the_cli_export(demo_server, page, cli, tmp_path):
-    page.goto(f"{demo_server.url}/sessions")
-    expect(page.get_by_role("heading", name="Sessions", level=1)).to_be_visible(timeout=30_000)
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Export CSV").click()
-    saved = tmp_path / "ui.csv"
-    download.value.save_as(saved)
-    # The same demo (same seed) in a database of its own: the CLI export must be byte-for-byte the same.
-    twin = tmp_path / "twin.duckdb"
+SHARED_VIEW = "entity=ev-01&entity=cp-02&start=2025-02-10&end=2025-03-09"  # the end date is included
+SAME_FILTER = ("--entity", "ev-01", "--entity", "cp-02", "--start", "2025-02-10T00:00:00Z",
+               "--end", "2025-03-10T00:00:00Z")  # fmt: skip
+
+
+def test_a_shared_view_exports_the_same_bytes_as_the_cli_in_every_format(demo_server, page, cli, tmp_path):
+    page.goto(f"{demo_server.url}/sessions?{SHARED_VIEW}")
+    caption = page.get_by_text(re.compile(r"^[\d,]+ sessions?, [\d,.]+ kWh$"))
+    expect(caption).to_be_visible(timeout=30_000)
+    shown_count = int(caption.inner_text().split(" ")[0].replace(",", ""))
+    twin = tmp_path / "twin.duckdb"  # the same demo (same seed) in a database of its own
     assert cli("demo", db=twin).code == 0
-    exported = cli("sessions", "export", "--format", "csv", db=twin)
-    assert exported.code == 0
-    assert saved.read_bytes() == exported.out.encode()
-    assert saved.read_text().count("\n") == 727
+    for fmt in ("csv", "json", "parquet", "xlsx"):
+        with page.expect_download(timeout=60_000) as download:
+            page.get_by_role("button", name=f"Export {fmt.upper()}").click()
+        saved = tmp_path / f"ui.{fmt}"
+        download.value.save_as(saved)
+        out = tmp_path / f"cli.{fmt}"
+        assert cli("sessions", "export", "--format", fmt, *SAME_FILTER, "--out", str(out), db=twin).code == 0
+        assert saved.read_bytes() == out.read_bytes(), fmt
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "ui.csv").read_text())))
+    assert len(rows) == shown_count > 0  # the CSV holds the rows the table shows
+    assert {r["entity_id"] for r in rows} == {"ev-01", "cp-02"}
+    assert min(r["start_utc"] for r in rows) >= "2025-02-10" and max(r["start_utc"] for r in rows) < "2025-03-10"
+    assert pl.read_parquet(tmp_path / "ui.parquet").height == shown_count
+    assert pl.read_excel(tmp_path / "ui.xlsx", engine="openpyxl").height == shown_count

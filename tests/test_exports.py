@@ -1,0 +1,34 @@
+"""Export files that depend only on the sessions, not on when they were written."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from datetime import datetime
+
+import polars as pl
+
+from core.exports import render
+
+
+def core_properties(xlsx: bytes) -> str:
+    return zipfile.ZipFile(io.BytesIO(xlsx)).read("docProps/core.xml").decode()
+
+
+def test_a_workbook_is_stamped_with_its_newest_session_end_not_the_clock():
+    frame = pl.DataFrame(
+        {
+            "entity_id": ["=cmd", "ev-ü"],
+            "end_utc": [datetime(2025, 3, 1, 10, 30), datetime(2025, 3, 2, 7, 5, 9)],
+        }
+    )
+    workbook = render(frame, "xlsx")
+    assert '<dcterms:created xsi:type="dcterms:W3CDTF">2025-03-02T07:05:09Z</dcterms:created>' in core_properties(
+        workbook
+    )
+    assert pl.read_excel(workbook, engine="openpyxl").get_column("entity_id").to_list() == ["'=cmd", "ev-ü"]
+
+
+def test_a_workbook_without_sessions_has_a_fixed_stamp():
+    empty = pl.DataFrame(schema={"entity_id": pl.String, "end_utc": pl.Datetime("us")})
+    assert "2000-01-01T00:00:00Z" in core_properties(render(empty, "xlsx"))
