@@ -6,14 +6,16 @@ import streamlit as st
 from core import queries
 from core.costs import round_money
 from core.pipeline import load_demo
+from core.queries import totals
 from ui import charts
 from ui.common import Kpi, empty_state, kpi_row, literal, shown_errors, store
+from ui.filters import filter_bar, summary_line
 
 KPIS = (
     Kpi("Entities", "entities"),
     Kpi("Readings", "readings"),
-    Kpi("Sessions", "sessions"),
-    Kpi("Energy (kWh)", "energy_kwh", "{:,.1f}"),
+    Kpi("Sessions", "sessions", help="Of the filter above."),
+    Kpi("Energy (kWh)", "energy_kwh", "{:,.1f}", "Of the filter above."),
 )
 RECENT_IMPORTS = 10
 NO_TARIFF = "no tariff"  # how core.queries.cost_per_currency names sessions without a tariff
@@ -37,15 +39,20 @@ if not figures["entities"]:
             st.rerun()
     st.stop()
 
-kpi_row(KPIS, figures)
-period = (figures["first_start"], figures["last_end"])
-if period[0] is not None:
-    st.caption(f"Sessions from {period[0]:%Y-%m-%d %H:%M} to {period[1]:%Y-%m-%d %H:%M} UTC.")
+st.caption(
+    f"Loaded: {figures['entities']:,} entities, {figures['readings']:,} readings, {figures['sessions']:,} sessions."
+)
+flt = filter_bar(db, "overview")
+selected = totals(db, flt)
+st.caption(summary_line(selected["sessions"], selected["energy_kwh"]))
+kpi_row(KPIS, {**figures, "sessions": selected["sessions"], "energy_kwh": selected["energy_kwh"]})
+if selected["first_start"] is not None:
+    st.caption(f"Sessions from {selected['first_start']:%Y-%m-%d %H:%M} to {selected['last_end']:%Y-%m-%d %H:%M} UTC.")
 settings = db.settings()
 timezone = settings.display_timezone
 
-shares = queries.energy_share_by_location(db).to_dicts()
-costs = queries.cost_per_currency(db).to_dicts()
+shares = queries.energy_share_by_location(db, flt).to_dicts()
+costs = queries.cost_per_currency(db, flt).to_dicts()
 if shares:
     st.subheader("Where the energy went and what it cost")
     kpi_row(
@@ -68,7 +75,7 @@ if shares:
     kpi_row(cost_cards, cost_values)
     st.caption("Costs include VAT and are rounded once, to cents.")
 
-weekly = queries.energy_per_period(db, queries.SessionFilter(), "week", timezone)
+weekly = queries.energy_per_period(db, flt, "week", timezone)
 if weekly.height:
     charts.show(
         charts.weekly_energy(weekly, timezone),
@@ -76,7 +83,7 @@ if weekly.height:
         "overview-energy-week",
     )
 else:
-    empty_state("No sessions yet.", "Sessions appear once readings show charging and session capture is on.")
+    empty_state("No sessions match.", "Sessions appear once readings show charging and session capture is on.")
 
 st.subheader("Data quality")
 gaps = reading_gaps(str(db.path), figures["readings"], figures["last_import"], settings.max_gap_min)

@@ -8,7 +8,7 @@ from core import queries
 from core.exports import FORMATS, MEDIA_TYPES, export_sessions
 from core.schema import EXPORT_COLUMNS
 from ui.common import empty_state, literal, store
-from ui.filters import filter_bar
+from ui.filters import filter_bar, summary_line
 
 st.title("Sessions")
 db = store()
@@ -18,9 +18,7 @@ if table.height == 0:
     empty_state("No sessions match.", "Import readings, switch session capture on for an entity, or widen the filter.")
     st.stop()
 
-st.caption(
-    f"{table.height:,} session{'' if table.height == 1 else 's'}, {table.get_column('energy_kwh').sum():,.1f} kWh"
-)
+st.caption(summary_line(table.height, table.get_column("energy_kwh").sum()))
 shown = table.select([c for c in EXPORT_COLUMNS if c in table.columns]).with_columns(
     pl.col("^.*_kwh$", "^.*_kw$", "location_accuracy").round(3), pl.col("duration_min").round(1)
 )

@@ -5,7 +5,7 @@ import streamlit as st
 from core import queries, reports
 from ui import charts
 from ui.common import empty_state, store
-from ui.filters import ALL, filter_bar
+from ui.filters import ALL, filter_bar, show_totals
 
 RECENT_DAYS, MAX_SESSIONS = 30, 5000
 PERIODS = ("day", "week", "month")
@@ -38,6 +38,7 @@ with st.expander("Monthly report: a statement per entity for reimbursing home ch
         st.caption("No sessions yet; statements can be made once there are sessions.")
 
 flt = filter_bar(db, "timeline")
+show_totals(db, flt)
 full = st.toggle("Whole filtered period", key="whole-period", help="Off: the last 30 days, at most 5 000 sessions.")
 days, limit = (None, None) if full else (RECENT_DAYS, MAX_SESSIONS)
 window = queries.timeline_window(db, flt, timezone, days, limit)

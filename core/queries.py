@@ -96,6 +96,18 @@ def overview(store: Store) -> dict:
     return dict(zip(keys, row, strict=True))
 
 
+def totals(store: Store, flt: SessionFilter) -> dict:
+    """Sessions, energy and the span of the filtered sessions: the line every filtered page shows."""
+    where, params = flt.where()
+    row = store.frame(
+        "SELECT count(*) AS sessions, coalesce(sum(s.energy_kwh), 0)::DOUBLE AS energy_kwh, "
+        "min(s.start_utc) AS first_start, max(s.end_utc) AS last_end "
+        f"FROM sessions s JOIN entities e USING (entity_id){where}",
+        params,
+    ).row(0, named=True)
+    return row
+
+
 def energy_per_period(store: Store, flt: SessionFilter, period: str, timezone: str) -> pl.DataFrame:
     """Energy per day/week/month in the display time zone, per method."""
     if period not in ("day", "week", "month"):
@@ -137,7 +149,10 @@ def tariffs(store: Store) -> pl.DataFrame:
         "SELECT t.name, json_extract_string(t.body, '$.currency') AS currency, "
         "json_extract_string(t.body, '$.timezone') AS timezone, t.body, "
         "string_agg(CASE a.scope WHEN 'default' THEN 'default' ELSE a.scope || ' ' || a.target END, ', ') "
-        "AS assigned FROM tariffs t LEFT JOIN tariff_assignments a ON a.tariff = t.name GROUP BY ALL ORDER BY t.name"
+        "AS assigned, coalesce(any_value(p.prices), 0) AS prices FROM tariffs t "
+        "LEFT JOIN tariff_assignments a ON a.tariff = t.name "
+        "LEFT JOIN (SELECT tariff, count(*) AS prices FROM prices GROUP BY tariff) p ON p.tariff = t.name "
+        "GROUP BY t.name, t.body ORDER BY t.name"
     )
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
-from core.queries import SessionFilter, filter_choices
+from core.queries import SessionFilter, filter_choices, totals
 from core.store import Store
 
 ALL = "All"
@@ -52,3 +52,15 @@ def filter_bar(db: Store, key: str) -> SessionFilter:
     ):
         st.query_params.from_dict(query)
     return SessionFilter(start=start, end=end, entity_ids=tuple(chosen), **values)
+
+
+def summary_line(sessions: int, energy_kwh: float) -> str:
+    """What the filter selects, in the same words on every page (the browser tests compare them)."""
+    return f"{sessions:,} session{'' if sessions == 1 else 's'}, {energy_kwh or 0:,.1f} kWh"
+
+
+def show_totals(db: Store, flt: SessionFilter) -> dict:
+    """The filtered sessions' count and energy as a caption under the filter bar; returns the totals."""
+    figures = totals(db, flt)
+    st.caption(summary_line(figures["sessions"], figures["energy_kwh"]))
+    return figures

@@ -96,3 +96,42 @@ def test_a_shared_view_exports_the_same_bytes_as_the_cli_in_every_format(demo_se
     assert min(r["start_utc"] for r in rows) >= "2025-02-10" and max(r["start_utc"] for r in rows) < "2025-03-10"
     assert pl.read_parquet(tmp_path / "ui.parquet").height == shown_count
     assert pl.read_excel(tmp_path / "ui.xlsx", engine="openpyxl").height == shown_count
+
+
+SUMMARY = re.compile(r"^[\d,]+ sessions?, [\d,.]+ kWh$")
+
+
+def test_a_shared_view_shows_the_same_filtered_figures_on_every_filtered_page(demo_server, page, cli, tmp_path):
+    twin = tmp_path / "twin.duckdb"
+    assert cli("demo", db=twin).code == 0
+    exported = cli("sessions", "export", "--format", "csv", *SAME_FILTER, db=twin)
+    rows = list(csv.DictReader(io.StringIO(exported.out)))
+    energy = sum(float(r["energy_kwh"]) for r in rows)
+    expected = f"{len(rows):,} sessions, {energy:,.1f} kWh"
+    for path in ("", "sessions", "timeline"):
+        page.goto(f"{demo_server.url}/{path}?{SHARED_VIEW}")
+        summary = page.get_by_text(SUMMARY)
+        expect(summary).to_have_text(expected, timeout=30_000)
+        # the widgets show the shared filter, and the URL keeps it
+        expect(page.get_by_text("ev-01", exact=True).first).to_be_visible()
+        expect(page.get_by_text("cp-02", exact=True).first).to_be_visible()
+        assert "entity=ev-01" in page.url and "start=2025-02-10" in page.url
+        expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+
+
+def test_clicking_a_session_opens_its_detail(demo_server, page):
+    page.goto(f"{demo_server.url}/sessions?entity=cp-02")
+    grid = page.locator('[data-testid="stDataFrame"]').first
+    expect(grid).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(500)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)  # the first row's selection cell, under the header
+    expect(page.get_by_role("heading", name="Session of cp-02")).to_be_visible(timeout=30_000)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(chart).to_be_attached(timeout=30_000)
+    chart.scroll_into_view_if_needed()
+    expect(chart).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Select a row to see")).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^started: "))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^ended: "))).to_be_visible()
+    shot(page, "session-detail")
