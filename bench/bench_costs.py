@@ -35,9 +35,23 @@ TARIFF = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=1_000_000, help="readings (the issue's figure: 10000000)")
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        help="charge sessions to aim for (default: one 2-hour charge per entity every 12 hours; the issue's figure: "
+        "100000); each entity then charges for a sixth of every cycle",
+    )
     parser.add_argument("--entities", type=int, default=100)
+    parser.add_argument("--shift", action="store_true", help="also shift the sessions, plugged in 6 h longer")
     args = parser.parse_args()
-    readings = fleet_readings(args.size, args.entities)
+    cycle_min, charge_min = 720, 120
+    if args.sessions:
+        per_entity = args.size // args.entities
+        cycle_min = per_entity // max(1, args.sessions // args.entities)
+        if cycle_min < 12:
+            parser.error(f"{args.sessions} sessions in {args.size} readings leave under 12 readings per session")
+        charge_min = cycle_min // 6
+    readings = fleet_readings(args.size, args.entities, cycle_min=cycle_min, charge_min=charge_min)
     sessions = detect_sessions(readings, DetectParams())
     start, end = readings["ts"].min(), readings["ts"].max()
     steps = int((end - start) / timedelta(minutes=15)) + 1
@@ -53,8 +67,8 @@ def main() -> None:
     price_s, priced = timed(lambda: costs.price_sessions(sessions, intervals, tariff, prices))
     total = intervals_s + price_s
     print(
-        f"pricing benchmark: {readings.height:,} readings, {sessions.height:,} sessions, {prices.height:,} "
-        "quarter-hour prices"
+        f"pricing benchmark: {readings.height:,} readings, {sessions.height:,} sessions, {intervals.height:,} "
+        f"reading intervals, {prices.height:,} quarter-hour prices"
     )
     print(f"intervals from readings {intervals_s:8.3f} s")
     print(f"price sessions          {price_s:8.3f} s")
@@ -64,6 +78,14 @@ def main() -> None:
     )
     bands = priced.select(pl.sum_horizontal(pl.col("^energy_t._kwh$"))).to_series()
     assert (bands - sessions["energy_kwh"]).abs().max() < 1e-9
+    if args.shift:
+        plugged = sessions.with_columns(plug_in_utc="start_utc", plug_out_utc=pl.col("end_utc") + timedelta(hours=6))
+        shift_s, shifted = timed(lambda: costs.shift_sessions(plugged, intervals, tariff, prices))
+        print(
+            f"shift to cheapest hours {shift_s:7.3f} s  {sessions.height / shift_s:10,.0f} sessions/s  "
+            f"{shifted.energy.height:,} slices  saving {shifted.sessions['saving'].sum():,.2f} EUR  "
+            f"peak RSS {peak_rss_mb():,.0f} MB"
+        )
 
 
 if __name__ == "__main__":

@@ -26,13 +26,15 @@ def timed(fn: Callable, *args, repeat: int = 1):
     return best, result
 
 
-def fleet_readings(n_readings: int, n_entities: int, seed: int = 7) -> pl.DataFrame:
-    """Minute readings per entity with a charge of ~2 h every ~12 h (power 7.4 kW, small noise)."""
+def fleet_readings(
+    n_readings: int, n_entities: int, seed: int = 7, cycle_min: int = 720, charge_min: int = 120
+) -> pl.DataFrame:
+    """Minute readings per entity: a charge of `charge_min` every `cycle_min` minutes at 7.4 kW with small noise."""
     rng = np.random.default_rng(seed)
     per = n_readings // n_entities
     minutes = np.arange(per, dtype=np.int64)
-    cycle = minutes % 720
-    charging = cycle < 120
+    cycle = minutes % cycle_min
+    charging = cycle < charge_min
     power = np.where(charging, 7.4, 0.0)
     start = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
     ts = start + minutes * 60_000_000

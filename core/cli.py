@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t_add = tariffs.add_parser("add")
     t_add.add_argument("file")
+    t_add.add_argument("--prices", metavar="PRICES.csv", help="its dynamic price series (CSV ts,price_per_kwh)")
     t_add.set_defaults(run=cmd_tariffs_add)
     t_list = tariffs.add_parser("list")
     t_list.add_argument("--json", action="store_true")
@@ -153,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_import.add_argument("file")
     p_import.add_argument("--tariff", required=True)
     p_import.set_defaults(run=cmd_prices_import)
-    costs = commands.add_parser("costs", help="what-if pricing").add_subparsers(
+    costs = commands.add_parser("costs", help="what-if pricing and the cheapest hours").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
     whatif = costs.add_parser("whatif")
@@ -164,6 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     whatif.add_argument("--period", choices=["day", "week", "month"], default="month")
     whatif.add_argument("--json", action="store_true")
     whatif.set_defaults(run=cmd_costs_whatif)
+    c_shift = costs.add_parser("shift", help="energy cost if flexible sessions charged in their cheapest plugged hours")
+    c_shift.add_argument("--tariff", help="price every session under this tariff (default: each one's own)")
+    c_shift.add_argument("--start")
+    c_shift.add_argument("--end")
+    c_shift.add_argument("--entity", action="append", default=[])
+    c_shift.add_argument("--period", choices=["day", "week", "month"], default="month")
+    c_shift.add_argument("--profile", action="store_true", help="energy per local hour, now and shifted")
+    c_shift.add_argument("--json", action="store_true")
+    c_shift.set_defaults(run=cmd_costs_shift)
 
     add_remote_commands(commands)
     reports = commands.add_parser("reports", help="monthly charging statements").add_subparsers(
@@ -508,9 +518,19 @@ def cmd_tariffs_add(args) -> int:
         ) from None
     if not isinstance(body, dict):
         raise InputError(f"{path.name} must hold one tariff object (see the tariff format in the README).")
+    prices = None
+    if args.prices:
+        from core.importers import read_bytes
+        from core.pricing import read_prices
+
+        prices_path = Path(args.prices)
+        if not prices_path.exists():
+            raise InputError(f"{prices_path} does not exist; check the path.")
+        prices = read_prices(read_bytes(prices_path), prices_path.name)
     store = _store(args)
-    tariff = add_tariff(store, body, store.settings().max_gap_min)
-    print(f"tariff {tariff.name} saved ({tariff.currency}, {len(tariff.bands)} bands)")
+    tariff = add_tariff(store, body, store.settings().max_gap_min, prices)
+    with_prices = f", {prices.height} prices" if prices is not None else ""
+    print(f"tariff {tariff.name} saved ({tariff.currency}, {len(tariff.bands)} bands{with_prices})")
     return EXIT_OK
 
 
@@ -572,6 +592,37 @@ def cmd_costs_whatif(args) -> int:
         print(json.dumps({"data": rows}, indent=2, default=str))
         return EXIT_OK
     _print_table(rows, ["period_start", "entity_id", "sessions", "actual", "whatif", "difference", "currency"])
+    return EXIT_OK
+
+
+def cmd_costs_shift(args) -> int:
+    from core.costs import round_money
+    from core.pricing import shift
+    from core.queries import SessionFilter
+
+    flt = SessionFilter(
+        start=_parse_time(args.start, "--start"), end=_parse_time(args.end, "--end"), entity_ids=tuple(args.entity)
+    )
+    report = shift(_store(args), flt, args.tariff, args.period)
+    if args.profile:
+        columns = ["hour", "energy_now_kwh", "energy_shifted_kwh", "price_per_kwh"]
+        rows = [
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in report.profile.to_dicts()
+        ]
+    else:
+        columns = ["period_start", "entity_id", "sessions", "flexible", "energy_kwh", "cost_energy",
+                   "cost_energy_shifted", "saving", "currency"]  # fmt: skip
+        money = ("cost_energy", "cost_energy_shifted", "saving")
+        rows = [
+            {**r, "period_start": str(r["period_start"]), "energy_kwh": round(r["energy_kwh"], 3),
+             **{c: round_money(r[c]) for c in money}}
+            for r in report.totals.to_dicts()
+        ]  # fmt: skip
+    if args.json:
+        print(json.dumps({"data": rows}, indent=2, default=str))
+        return EXIT_OK
+    _print_table(rows, columns)
+    print("energy cost only, VAT excluded: the time, idle and session fees, minimum and maximum are left out")
     return EXIT_OK
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -87,10 +88,15 @@ def reprice(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, max
     return update.height
 
 
-def add_tariff(store: Store, body: dict, max_gap_min: float) -> costs.Tariff:
-    """Add (or replace, by name) a tariff; refused when it leaves an hour uncovered or overlaps another."""
+def add_tariff(store: Store, body: dict, max_gap_min: float, prices: pl.DataFrame | None = None) -> costs.Tariff:
+    """Add (or replace, by name) a tariff, with its dynamic prices (`read_prices`) when given, in one transaction.
+
+    A tariff without bands needs prices: given here or stored before. Refused when it leaves an hour uncovered,
+    overlaps another or its price series has no usable step; nothing is written then.
+    """
     with store.transaction() as tx:
-        has_prices = bool(
+        has_prices = prices is not None and prices.height > 0
+        has_prices = has_prices or bool(
             tx.execute("SELECT count(*) FROM prices WHERE tariff = ?", [body.get("name")]).fetchall()[0][0]
         )
         tariff = costs.parse_tariff(body, has_prices=has_prices)
@@ -98,6 +104,8 @@ def add_tariff(store: Store, body: dict, max_gap_min: float) -> costs.Tariff:
             "INSERT INTO tariffs (name, body) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET body = excluded.body",
             [tariff.name, json.dumps(tariff.to_body())],
         )
+        if prices is not None:
+            _upsert_prices(tx, prices, tariff.name)
         tariffs, assignments, _ = load_tariffs(tx)
         costs.check_overlap(tariffs, assignments)
         reprice(tx, None, max_gap_min)
@@ -130,14 +138,17 @@ def assign_tariff(store: Store, name: str, scope: str, target: str, max_gap_min:
         reprice(tx, None, max_gap_min)
 
 
-def import_prices(store: Store, path: Path, tariff: str, max_gap_min: float) -> int:
-    """A dynamic price series (CSV `ts,price_per_kwh`) for a tariff; later prices replace stored ones."""
+def read_prices(data: bytes, name: str) -> pl.DataFrame:
+    """A dynamic price series from CSV `ts,price_per_kwh` (times with Z or an offset): ts (UTC), price_per_kwh.
+
+    `name` is the file name used in messages. A repeated time keeps its last price.
+    """
     try:
-        frame = pl.read_csv(read_bytes(path), infer_schema=False)
+        frame = pl.read_csv(data, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
-        raise InputError(f"{path.name} could not be read as CSV ({str(exc).splitlines()[0][:200]}).") from None
+        raise InputError(f"{name} could not be read as CSV ({str(exc).splitlines()[0][:200]}).") from None
     if not {"ts", "price_per_kwh"} <= set(frame.columns):
-        raise InputError(f"{path.name} needs the columns ts and price_per_kwh; found {', '.join(frame.columns)}.")
+        raise InputError(f"{name} needs the columns ts and price_per_kwh; found {', '.join(frame.columns)}.")
     from core.importers.times import parse_times
 
     frame = frame.with_row_index("__row", offset=2).with_columns(pl.col("__row").cast(pl.Int64))
@@ -150,18 +161,37 @@ def import_prices(store: Store, path: Path, tariff: str, max_gap_min: float) -> 
     )
     if bad.height:
         raise InputError(
-            f"{path.name} row {bad['__row'][0]}: needs an ISO time with Z or an offset and a number "
+            f"{name} row {bad['__row'][0]}: needs an ISO time with Z or an offset and a number "
             f"price; {bad.height} such rows. Fix them and import again."
         )
-    series = prices.select("ts", "price_per_kwh").unique("ts", keep="last").sort("ts")
+    if prices.height == 0:
+        raise InputError(f"{name} holds no prices; give one row per time: ts,price_per_kwh.")
+    return prices.select("ts", "price_per_kwh").unique("ts", keep="last").sort("ts")
+
+
+def _upsert_prices(tx: duckdb.DuckDBPyConnection, series: pl.DataFrame, tariff: str) -> None:
+    """Store prices (later ones replace stored ones at the same time), then check the whole series is usable."""
+    frame = series.select("ts", "price_per_kwh")  # noqa: F841 (read by DuckDB's replacement scan)
+    tx.execute(
+        "INSERT INTO prices SELECT ?, ts, price_per_kwh FROM frame ON CONFLICT (tariff, ts) DO UPDATE SET "
+        "price_per_kwh = excluded.price_per_kwh",
+        [tariff],
+    )
+    stored = tx.sql("SELECT ts, price_per_kwh FROM prices WHERE tariff = ? ORDER BY ts", params=[tariff]).pl()
+    costs.check_prices(stored)
+
+
+def import_prices(store: Store, path: Path, tariff: str, max_gap_min: float) -> int:
+    """A dynamic price series (CSV `ts,price_per_kwh`) for a tariff; later prices replace stored ones."""
+    return store_prices(store, read_prices(read_bytes(path), path.name), tariff, max_gap_min)
+
+
+def store_prices(store: Store, series: pl.DataFrame, tariff: str, max_gap_min: float) -> int:
+    """Add a price series (`read_prices`) to an existing tariff and price the sessions again; the count stored."""
     with store.transaction() as tx:
         if not tx.execute("SELECT count(*) FROM tariffs WHERE name = ?", [tariff]).fetchall()[0][0]:
             raise NotFound(f"There is no tariff '{tariff}'; add it first with `tariffs add FILE`.")
-        tx.execute(
-            "INSERT INTO prices SELECT ?, ts, price_per_kwh FROM series ON CONFLICT (tariff, ts) DO UPDATE SET "
-            "price_per_kwh = excluded.price_per_kwh",
-            [tariff],
-        )
+        _upsert_prices(tx, series, tariff)
         reprice(tx, None, max_gap_min)
     return series.height
 
@@ -181,3 +211,58 @@ def whatif(store: Store, tariff: str, flt, period: str = "month") -> pl.DataFram
         raise ChargeLensError("No sessions match the filter; widen the period or the entities.", title="NoSessions")
     other = costs.price_sessions(rows, intervals, chosen, series.get(tariff))
     return costs.whatif(rows, other, period, store.settings().display_timezone)
+
+
+@dataclass(frozen=True)
+class ShiftReport:
+    """The cheapest hours to charge for the filtered sessions: flexible sessions moved within their plugged-in time.
+
+    Money is energy cost only, VAT excluded (core.costs.shift_sessions says what is left out and why).
+    """
+
+    sessions: pl.DataFrame  # per session: entity_id, start_utc, then core.costs.SHIFT_COLUMNS and tariff
+    totals: pl.DataFrame  # per local period, entity and currency (core.costs.shift_summary)
+    profile: pl.DataFrame  # per local hour of the display time zone (core.costs.shift_profile)
+
+    @property
+    def currency(self) -> str | None:
+        """The one currency of the money, or None when there is none or several."""
+        found = self.totals.get_column("currency").drop_nulls().unique().to_list()
+        return found[0] if len(found) == 1 else None
+
+    @property
+    def saving(self) -> float | None:
+        """The saving over all compared sessions, or None unless they are priced in one currency."""
+        return None if self.currency is None else float(self.totals.get_column("saving").sum())
+
+
+def shift(store: Store, flt, tariff: str | None = None, period: str = "month") -> ShiftReport:
+    """Shift the filtered sessions to the cheapest hours of their plugged-in windows.
+
+    Under each session's assigned tariff (`tariff` None; sessions without one are left out of the money), or
+    under the named tariff for all of them, as a what-if. Totals and the hour profile use `display_timezone`.
+    """
+    from core.queries import sessions as session_rows
+
+    rows = session_rows(store, flt)
+    settings = store.settings()
+    with store.transaction() as tx:
+        tariffs, assignments, series = load_tariffs(tx)
+        if tariff is not None and all(t.name != tariff for t in tariffs):
+            raise NotFound(f"There is no tariff '{tariff}'; add it first with `tariffs add FILE`.")
+        if rows.height == 0:
+            raise ChargeLensError("No sessions match the filter; widen the period or the entities.", title="NoSessions")
+        if tariff is not None:
+            choice = rows.select("session_id", pl.lit(tariff).alias("tariff"))
+        elif tariffs:
+            choice = costs.choose_tariff(rows, assignments, tariffs)
+        else:
+            choice = rows.select("session_id", pl.lit(None, pl.String).alias("tariff"))
+        priced_any = choice.get_column("tariff").is_not_null().any()
+        intervals = reading_intervals(tx, rows, settings.max_gap_min) if priced_any else None
+    shifted = costs.shift_chosen(rows, intervals, choice, tariffs, series)
+    return ShiftReport(
+        sessions=rows.select("session_id", "entity_id", "start_utc").join(shifted.sessions, on="session_id"),
+        totals=costs.shift_summary(rows, shifted.sessions, period, settings.display_timezone),
+        profile=costs.shift_profile(shifted.energy, settings.display_timezone),
+    )

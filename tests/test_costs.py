@@ -20,6 +20,10 @@ from core.costs import (
     price_sessions,
     round_money,
     round_money_expr,
+    shift_chosen,
+    shift_profile,
+    shift_sessions,
+    shift_summary,
     whatif,
 )
 from core.errors import ChargeLensError, InputError
@@ -513,6 +517,191 @@ def test_sessions_without_usable_readings_are_spread_evenly():
     assert price_sessions(s, out, tariff()).get_column("priced_evenly").to_list() == [True, True]
 
 
+# --- shifting flexible sessions to the cheapest hours -----------------------------------------------------------
+
+# Every day: 0.40 from 07:00 to 23:00 local, 0.20 at night (23:00-07:00). Fees and VAT do not enter the comparison.
+NIGHT = {
+    **HOME,
+    "name": "night",
+    "bands": [{"band": "t1", "price_per_kwh": 0.40, "hours": [7, 23]}, {"band": "t2", "price_per_kwh": 0.20}],
+    "fee_per_min": 0.05,
+    "idle_fee_per_min": 0.10,
+}
+
+
+def shifted(s: pl.DataFrame, t: Tariff, prices: pl.DataFrame | None = None, intervals=None) -> list[dict]:
+    return shift_sessions(s, intervals, t, prices).sessions.rows(named=True)
+
+
+def placed(energy: pl.DataFrame, column: str) -> dict[datetime, float]:
+    """Where a session's energy goes: slice start (UTC) -> kWh, for the slices that get any."""
+    rows = energy.filter(pl.col(column) > 0).select("slice_from", column).rows()
+    return {ts: round(kwh, 9) for ts, kwh in rows}
+
+
+def test_a_session_plugged_all_evening_is_shifted_into_the_night():
+    # Wed 2025-02-05: plugged in 18:00 local (17:00 UTC) until Thu 07:00 local, charging 11 kWh at 11 kW 18-19 local
+    # at 0.40 = 4.40. The same hour at 11 kW in the first night hour, 23:00-00:00 local, costs 11 x 0.20 = 2.20.
+    s = sessions(("evening", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 6, 6)))
+    result = shift_sessions(s, None, parse_tariff(NIGHT))
+    row = result.sessions.row(0, named=True)
+    assert (row["flexible"], row["shift_power_kw"], row["currency"]) == (True, 11.0, "EUR")
+    assert row["cost_energy"] == pytest.approx(4.40)
+    assert row["cost_energy_shifted"] == pytest.approx(2.20)
+    assert row["saving"] == pytest.approx(2.20)
+    # Night prices are all equal: the earliest night quarters win, 22:00-23:00 UTC = 23:00-00:00 local.
+    assert placed(result.energy, "kwh_shifted") == {utc(2025, 2, 5, 22, m): 2.75 for m in (0, 15, 30, 45)}
+    assert placed(result.energy, "kwh_now") == {utc(2025, 2, 5, 17, m): 2.75 for m in (0, 15, 30, 45)}
+    # The window is 13 plugged-in hours in quarters.
+    assert result.energy.get_column("hours").sum() == pytest.approx(13.0)
+
+
+def test_sessions_that_cannot_move_save_exactly_zero():
+    t = parse_tariff(NIGHT)
+    rows = shifted(
+        sessions(
+            # Plug times unknown: the window is [start, end], so nothing can move.
+            ("unknown", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0),
+            # Plugged in exactly while charging.
+            ("tight", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 5, 18)),
+            # Plugged longer, but only in day hours (18-22 local): no cheaper quarter to move to.
+            ("daytime", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 5, 21)),
+            # Energy unknown: nothing to move and no cost.
+            ("no-energy", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), None, utc(2025, 2, 5, 17), utc(2025, 2, 6, 6)),
+        ),
+        t,
+    )
+    assert [(r["session_id"], r["flexible"], r["saving"]) for r in rows] == [
+        ("unknown", False, 0.0),
+        ("tight", False, 0.0),
+        ("daytime", True, 0.0),
+        ("no-energy", False, None),
+    ]
+    assert [r["cost_energy_shifted"] == r["cost_energy"] for r in rows[:3]] == [True] * 3
+    assert (rows[3]["cost_energy"], rows[3]["cost_energy_shifted"], rows[3]["currency"]) == (None, None, None)
+
+
+def test_a_session_that_charged_fast_in_the_cheap_hour_keeps_its_placement():
+    # Plugged 18:00-00:30 local, charging 18:00-24:00 (6 h, average 11/6 kW): 1 kWh in 18-23 at 0.40 and 10 kWh in
+    # 23-24 at 0.20 = 2.40. At the average power the 1.5 night hours hold 2.75 kWh: 0.55 + 8.25 x 0.40 = 3.85,
+    # dearer, so the observed placement stays and the saving is 0.
+    s = sessions(("fast", utc(2025, 2, 5, 17), utc(2025, 2, 5, 23), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 5, 23, 30)))
+    intervals = pl.DataFrame(
+        {
+            "session_id": ["fast", "fast"],
+            "from_utc": [utc(2025, 2, 5, 17), utc(2025, 2, 5, 22)],
+            "to_utc": [utc(2025, 2, 5, 22), utc(2025, 2, 5, 23)],
+            "energy_kwh": [1.0, 10.0],
+        }
+    )
+    (row,) = shifted(s, parse_tariff(NIGHT), intervals=intervals)
+    assert row["flexible"] is True
+    assert row["cost_energy"] == pytest.approx(1 * 0.40 + 10 * 0.20)
+    assert (row["cost_energy_shifted"], row["saving"]) == (row["cost_energy"], 0.0)
+
+
+def test_shift_power_is_the_observed_average_capped_by_the_maximum():
+    # 11 kWh over 2 charging hours is 5.5 kW: two night hours, 23:00-01:00 local.
+    s = sessions(("slow", utc(2025, 2, 5, 17), utc(2025, 2, 5, 19), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 6, 6)))
+    result = shift_sessions(s, None, parse_tariff(NIGHT))
+    assert result.sessions.item(0, "shift_power_kw") == 5.5
+    assert placed(result.energy, "kwh_shifted") == {utc(2025, 2, 5, 22) + timedelta(minutes=15 * q): 1.375
+                                                    for q in range(8)}  # fmt: skip
+    # A stated average above the session's maximum is held to the maximum.
+    capped = s.with_columns(average_power_kw=pl.lit(22.0), max_power_kw=pl.lit(11.0))
+    assert shift_sessions(capped, None, parse_tariff(NIGHT)).sessions.item(0, "shift_power_kw") == 11.0
+
+
+@pytest.mark.parametrize(
+    ("night", "actual", "shifted_cost", "where"),
+    [
+        # 2025-10-26 (clocks go back): local 02:00-03:00 happens twice, UTC 00-01 (CEST) and 01-02 (CET), so the
+        # 22 kWh (2 h at 11 kW) all fit in the 0.10 hour: 2.20 instead of 6.60.
+        (
+            (utc(2025, 10, 25, 20), utc(2025, 10, 25, 22), utc(2025, 10, 26, 6)),
+            6.60,
+            2.20,
+            {utc(2025, 10, 26, 0): 11.0, utc(2025, 10, 26, 1): 11.0},
+        ),
+        # 2025-03-30 (clocks go forward): local 02:00-03:00 never happens, so there is nothing cheaper to move to.
+        ((utc(2025, 3, 29, 20), utc(2025, 3, 29, 22), utc(2025, 3, 30, 6)), 6.60, 6.60, None),
+    ],
+)
+def test_a_window_crossing_a_dst_change(night, actual, shifted_cost, where):
+    t = parse_tariff({**DST_PROBE, "bands": [{"band": "t1", "price_per_kwh": 0.10, "hours": [2, 3]},
+                                             {"band": "t2", "price_per_kwh": 0.30}]})  # fmt: skip
+    start, end, unplug = night
+    result = shift_sessions(sessions(("dst", start, end, 22.0, start, unplug)), None, t)
+    row = result.sessions.row(0, named=True)
+    assert row["cost_energy"] == pytest.approx(actual)
+    assert row["cost_energy_shifted"] == pytest.approx(shifted_cost)
+    assert row["saving"] == pytest.approx(actual - shifted_cost)
+    if where is not None:
+        hourly = result.energy.group_by(pl.col("slice_from").dt.truncate("1h")).agg(pl.col("kwh_shifted").sum())
+        assert dict(hourly.filter(pl.col("kwh_shifted") > 0).rows()) == pytest.approx(where)
+        # Both of those UTC hours are local hour 2 in Brussels.
+        profile = shift_profile(result.energy, "Europe/Brussels")
+        assert profile.filter(pl.col("hour") == 2).item(0, "energy_shifted_kwh") == pytest.approx(22.0)
+        assert profile.filter(pl.col("hour").is_in([0, 1])).get_column("energy_now_kwh").to_list() == [0.0, 0.0]
+        assert profile.filter(pl.col("hour").is_in([22, 23])).get_column("energy_now_kwh").to_list() == [11.0, 11.0]
+
+
+def test_dynamic_prices_pull_the_shift_to_cheap_quarters_where_the_series_has_data():
+    # Same evening session (4.40). Quarter-hour prices 0.05, 0.50, 0.05, 0.50 at 19:00-20:00 UTC (20-21 local):
+    # the two 0.05 quarters take 2.75 kWh each (0.275), the rest goes to the first night quarters from 22:00 UTC
+    # at the band's 0.20 (5.5 x 0.20 = 1.10): 1.375 in all, a saving of 3.025. After 20:00 UTC the series is silent.
+    prices = pl.DataFrame(
+        {"ts": [utc(2025, 2, 5, 19, m) for m in (0, 15, 30, 45)], "price_per_kwh": [0.05, 0.50, 0.05, 0.50]}
+    )
+    s = sessions(("evening", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 6, 6)))
+    result = shift_sessions(s, None, parse_tariff(NIGHT), prices)
+    row = result.sessions.row(0, named=True)
+    assert row["cost_energy"] == pytest.approx(4.40)
+    assert row["cost_energy_shifted"] == pytest.approx(2 * 2.75 * 0.05 + 5.5 * 0.20)
+    assert row["saving"] == pytest.approx(4.40 - 1.375)
+    assert placed(result.energy, "kwh_shifted") == {
+        utc(2025, 2, 5, 19, 0): 2.75,
+        utc(2025, 2, 5, 19, 30): 2.75,
+        utc(2025, 2, 5, 22, 0): 2.75,
+        utc(2025, 2, 5, 22, 15): 2.75,
+    }
+    # A tariff with prices only: quarters without a price are never chosen while priced ones have room.
+    dynamic_only = parse_tariff({**NIGHT, "bands": []}, has_prices=True)
+    s = sessions(("short", utc(2025, 2, 5, 19, 15), utc(2025, 2, 5, 19, 30), 2.0, utc(2025, 2, 5, 19), utc(2025, 2, 6)))
+    (row,) = shifted(s, dynamic_only, prices)
+    assert (row["cost_energy"], row["cost_energy_shifted"]) == pytest.approx((1.00, 0.10))
+
+
+def test_shift_chosen_summary_and_profile():
+    t = parse_tariff(NIGHT)
+    s = sessions(
+        ("a", utc(2025, 2, 5, 17), utc(2025, 2, 5, 18), 11.0, utc(2025, 2, 5, 17), utc(2025, 2, 6, 6)),
+        ("b", utc(2025, 2, 6, 17), utc(2025, 2, 6, 18), 11.0),
+        ("c", utc(2025, 3, 5, 17), utc(2025, 3, 5, 18), 5.0, utc(2025, 3, 5, 17), utc(2025, 3, 6, 6)),
+    ).with_columns(entity_id=pl.Series(["ev1", "ev1", "ev1"]))
+    choice = pl.DataFrame({"session_id": ["c", "b", "a"], "tariff": ["night", None, "night"]})
+    result = shift_chosen(s, None, choice, [t])
+    assert result.sessions.select("session_id", "tariff", "flexible", "saving").rows() == [
+        ("a", "night", True, pytest.approx(2.20)),
+        ("b", None, False, None),
+        ("c", "night", True, pytest.approx(1.00)),
+    ]
+    totals = shift_summary(s, result.sessions, "month", "Europe/Brussels")
+    assert totals.rows() == [
+        (date(2025, 2, 1), "ev1", 1, 1, 11.0, pytest.approx(4.40), pytest.approx(2.20), pytest.approx(2.20), "EUR"),
+        (date(2025, 2, 1), "ev1", 1, 0, 11.0, None, None, None, None),
+        (date(2025, 3, 1), "ev1", 1, 1, 5.0, pytest.approx(2.00), pytest.approx(1.00), pytest.approx(1.00), "EUR"),
+    ]
+    profile = shift_profile(result.energy, "Europe/Brussels")
+    assert profile.height == 24 and profile.get_column("hour").to_list() == list(range(24))
+    # Session b has no tariff, so it is not in the profile: 16 kWh now at 18h, shifted to 23h.
+    assert profile.filter((pl.col("energy_now_kwh") > 0) | (pl.col("energy_shifted_kwh") > 0)).rows() == [
+        (18, 16.0, 0.0, 0.40),
+        (23, 0.0, 16.0, 0.20),
+    ]
+    assert profile.filter(pl.col("hour") == 12).item(0, "price_per_kwh") is None  # not plugged in at noon
+
+
 # --- what-if and money ------------------------------------------------------------------------------------------
 
 
@@ -610,3 +799,45 @@ def test_bands_add_up_and_costs_are_never_negative(drawn, with_prices):
     for got, want in zip(band_sum.to_list(), s.get_column("energy_kwh").to_list(), strict=True):
         assert abs(got - want) <= 1e-9
     assert out.get_column("cost_total").min() >= 0
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_session, min_size=1, max_size=4), st.booleans())
+def test_shifting_keeps_the_energy_never_costs_more_and_fits_the_power(drawn, with_prices):
+    rows, flexible = [], {}
+    for n, (start_min, duration, energy, _, _) in enumerate(drawn):
+        start = _YEAR_START + timedelta(minutes=start_min)
+        end = start + timedelta(minutes=duration)
+        rows.append((f"s{n}", start, end, energy, start - timedelta(minutes=7), end + timedelta(minutes=duration)))
+        # Plugged in 7 + 2 x duration minutes, charging for duration minutes at a power above 0.
+        flexible[f"s{n}"] = duration > 0 and energy / duration > 0
+    s = sessions(*rows)
+    prices = None
+    if with_prices:
+        ts = [_YEAR_START + timedelta(minutes=15 * q) for q in range(0, 365 * 96, 7)]
+        prices = pl.DataFrame({"ts": ts, "price_per_kwh": [(q % 5) / 10 for q in range(len(ts))]})
+    result = shift_sessions(s, None, PROPERTY_TARIFF, prices)
+    priced = price_sessions(s, None, PROPERTY_TARIFF, prices)
+    out = result.sessions.join(priced.select("session_id", pl.col("cost_energy").alias("priced")), on="session_id")
+    for row in out.rows(named=True):
+        assert row["cost_energy"] == pytest.approx(row["priced"], abs=1e-9)
+        assert row["saving"] >= 0
+        assert row["flexible"] == flexible[row["session_id"]]
+    per_session = (
+        result.energy.join(result.sessions.select("session_id", "shift_power_kw", "energy_kwh"), on="session_id")
+        .group_by("session_id")
+        .agg(
+            now=pl.col("kwh_now").sum(),
+            shifted=pl.col("kwh_shifted").sum(),
+            cost=(pl.col("kwh_shifted") * pl.col("price_per_kwh")).sum(),
+            energy=pl.col("energy_kwh").first(),
+            over=(pl.col("kwh_shifted") - pl.col("hours") * pl.col("shift_power_kw")).max(),
+        )
+        .join(result.sessions.select("session_id", "cost_energy_shifted", "cost_energy", "saving"), on="session_id")
+    )
+    for row in per_session.rows(named=True):
+        assert row["now"] == pytest.approx(row["energy"], abs=1e-9)
+        assert row["shifted"] == pytest.approx(row["energy"], abs=1e-9)
+        assert row["cost"] == pytest.approx(row["cost_energy_shifted"], abs=1e-9)
+        if row["saving"] > 0:
+            assert row["over"] <= 1e-9  # moved energy never exceeds the session's power in any slice

@@ -15,7 +15,12 @@ from core.store import Store
 from tests.conftest import ROOT
 from ui.filters import summary_line
 
-FILTERED = {"overview": "app.py", "sessions": "app_pages/sessions.py", "timeline": "app_pages/timeline.py"}
+FILTERED = {
+    "overview": "app.py",
+    "sessions": "app_pages/sessions.py",
+    "timeline": "app_pages/timeline.py",
+    "costs": "app_pages/costs.py",
+}
 PERIOD = (date(2025, 3, 1), date(2025, 3, 14))
 SINGLE = ("entity_type", "location", "method", "source")
 

@@ -152,3 +152,25 @@ def weekly_energy(weekly: pl.DataFrame, timezone: str) -> go.Figure:
         title="Energy per week",
         labels={"period": f"Week ({timezone})", "energy_kwh": "Energy (kWh)"},
     )
+
+
+# The two bars of the cheapest-hours chart: column of core.costs.shift_profile, legend name.
+SHIFT_SERIES = (("energy_now_kwh", "charged now"), ("energy_shifted_kwh", "charged if shifted"))
+
+
+def shift_profile(profile: pl.DataFrame, timezone: str, currency: str | None) -> go.Figure:
+    """Energy per local hour of the day, as charged and as if flexible sessions were shifted to the cheapest hours;
+    with one currency, the mean price on offer while they were plugged in (core.costs.shift_profile)."""
+    fig = make_subplots(specs=[[{"secondary_y": currency is not None}]])
+    hours = profile.get_column("hour").to_numpy()
+    for column, name in SHIFT_SERIES:
+        fig.add_bar(x=hours, y=profile.get_column(column).to_numpy(), name=name,
+                    hovertemplate="%{x}:00 %{y:.1f} kWh<extra>" + name + "</extra>")  # fmt: skip
+    if currency is not None:
+        fig.add_scatter(x=hours, y=profile.get_column("price_per_kwh").to_numpy(), name=f"price ({currency}/kWh)",
+                        mode="lines+markers", secondary_y=True, connectgaps=False)  # fmt: skip
+        fig.update_yaxes(title=f"{currency} per kWh", secondary_y=True, rangemode="tozero")
+    fig.update_xaxes(title=f"Local hour ({timezone})", dtick=1, range=[-0.5, 23.5])
+    fig.update_yaxes(title="Energy (kWh)", secondary_y=False)
+    fig.update_layout(title="Cheapest hours: energy per hour of the day", barmode="group", height=420)
+    return fig

@@ -41,3 +41,20 @@ def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_pat
         assert row["location_label"] == "Home" and row["currency"] == "EUR"
         # rounded energies in the file, so allow a cent
         assert float(row["cost_total"]) == pytest.approx((t1 * 0.40 + t2 * 0.20 + 0.50) * 1.21, abs=0.011)
+
+
+def test_cheapest_hours_are_drawn_with_their_note(demo_server, page):
+    page.goto(f"{demo_server.url}/costs")
+    page.get_by_role("button", name="Compare").click(timeout=60_000)
+    expect(page.get_by_role("heading", name="Cheapest hours")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Saving if flexible sessions had charged in their cheapest hours")).to_be_visible(
+        timeout=60_000
+    )
+    expect(page.get_by_text("Energy cost only, VAT excluded.").first).to_be_visible()
+    chart = page.locator(".js-plotly-plot").filter(has_text="Cheapest hours: energy per hour of the day")
+    expect(chart).to_be_visible(timeout=60_000)
+    chart.scroll_into_view_if_needed()
+    # Both bar series and the price line are drawn, with their legend entries.
+    for name in ("charged now", "charged if shifted", "price (EUR/kWh)"):
+        expect(chart.get_by_text(name)).to_be_visible()
+    shot(page, "costs-cheapest-hours")

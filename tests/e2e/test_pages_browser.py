@@ -108,7 +108,7 @@ def test_a_shared_view_shows_the_same_filtered_figures_on_every_filtered_page(de
     rows = list(csv.DictReader(io.StringIO(exported.out)))
     energy = sum(float(r["energy_kwh"]) for r in rows)
     expected = f"{len(rows):,} sessions, {energy:,.1f} kWh"
-    for path in ("", "sessions", "timeline"):
+    for path in ("", "sessions", "timeline", "costs"):
         page.goto(f"{demo_server.url}/{path}?{SHARED_VIEW}")
         summary = page.get_by_text(SUMMARY)
         expect(summary).to_have_text(expected, timeout=30_000)
