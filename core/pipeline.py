@@ -20,6 +20,7 @@ from core.detect import DetectParams, detect_sessions
 from core.errors import InputError, NotFound
 from core.features import CAPTURE, capture_refusal, check_feature_name
 from core.importers import ImportOptions, ParsedFile, parse_file
+from core.importers import readings as readings_mod
 from core.importers.rules import reject_frame
 from core.schema import READING_VALUE_COLUMNS, READINGS_SCHEMA, conform
 from core.store import Store
@@ -52,46 +53,81 @@ def ingest_file(store: Store, path: Path, options: ImportOptions, name: str | No
     """Validate one file, then land it whole in one transaction and recompute the touched sessions."""
     if options.not_after is None:  # the clock is read here, at the edge; a day of slack for clock skew
         options = dataclasses.replace(options, not_after=datetime.now(UTC) + timedelta(days=1))
+    name = name or path.name
+    if readings_mod.streamable(path, options):
+        return _ingest_blocks(store, path, options, name)
     parsed = parse_file(path, options, name)
     if parsed.readings.height == 0 and parsed.sessions.height == 0:
-        first = parsed.rejects.head(3).select(pl.format("row {}: {}", "row", "reason")).to_series().to_list()
-        raise InputError(
-            f"{parsed.name} has no usable row ({'; '.join(first) or 'no rows'}); fix the file and import it again."
-        )
+        _no_usable_row(parsed.name, parsed.rejects)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.glob("**/*.parquet"))
     return land(store, parsed, size=size, digest=_sha256(path))
+
+
+def _no_usable_row(name: str, rejects: pl.DataFrame) -> None:
+    first = rejects.head(3).select(pl.format("row {}: {}", "row", "reason")).to_series().to_list()
+    raise InputError(f"{name} has no usable row ({'; '.join(first) or 'no rows'}); fix the file and import it again.")
+
+
+def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str) -> ImportSummary:
+    """A large CSV of readings, read, validated and landed block by block inside one transaction, so memory stays
+    bounded by the block size and the import still lands whole or not at all. Row numbers in rejects are the
+    file's, as for a file read whole; repeats across blocks count as duplicates or conflicts as within one."""
+    import_id = str(uuid.uuid4())
+    parts: list[ImportSummary] = []
+    touched: set[str] = set()
+    with store.transaction() as tx:
+        for table, first_line in readings_mod.csv_blocks(path, name):
+            parsed = readings_mod.parse(path, name, options, table, first_line)
+            touched.update(parsed.readings.get_column("entity_id").unique().to_list())
+            parts.append(_land(tx, parsed, import_id))
+            del parsed, table
+        summary = ImportSummary(name=name, import_id=import_id)
+        for part in parts:
+            for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
+                setattr(summary, key, getattr(summary, key) + getattr(part, key))
+        summary.rejects = pl.concat([reject_frame(), *(p.rejects for p in parts)], how="vertical_relaxed")
+        if summary.read == summary.rejected:
+            _no_usable_row(name, summary.rejects)
+        _finish(tx, store, summary, "readings", path.stat().st_size, _sha256(path), sorted(touched), [])
+    return summary
 
 
 def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None) -> ImportSummary:
     """Write one validated file in one transaction: readings, import record, rejects, features, sessions."""
     with store.transaction() as tx:
         summary = _land(tx, parsed, str(uuid.uuid4()))
-        tx.execute(
-            "INSERT INTO imports (import_id, file_name, size_bytes, sha256, format, rows_read, stored, duplicate, "
-            "conflict, rejected, ambiguous, nonexistent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                summary.import_id,
-                parsed.name,
-                size,
-                digest,
-                parsed.format,
-                summary.read,
-                summary.stored,
-                summary.duplicate,
-                summary.conflict,
-                summary.rejected,
-                summary.ambiguous,
-                summary.nonexistent,
-            ],
-        )
-        rejects = summary.rejects.with_columns(import_id=pl.lit(summary.import_id))  # noqa: F841
-        tx.execute('INSERT INTO rejects SELECT import_id, file, "row", "column", value, reason FROM rejects')
         touched = parsed.readings.get_column("entity_id").unique().sort().to_list()
-        _enable_compatible(tx, touched)
-        _recompute(tx, touched, DetectParams.from_settings(store.settings()))
-        if parsed.sessions.height:
-            _refresh(tx, parsed.sessions.get_column("entity_id").unique().to_list(), store.settings())
+        with_sessions = parsed.sessions.get_column("entity_id").unique().to_list() if parsed.sessions.height else []
+        _finish(tx, store, summary, parsed.format, size, digest, touched, with_sessions)
     return summary
+
+
+def _finish(tx, store: Store, summary: ImportSummary, fmt: str, size, digest, touched: list, with_sessions: list):
+    """The import record and its rejects, capture for new entities, then the touched sessions detected again."""
+    tx.execute(
+        "INSERT INTO imports (import_id, file_name, size_bytes, sha256, format, rows_read, stored, duplicate, "
+        "conflict, rejected, ambiguous, nonexistent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            summary.import_id,
+            summary.name,
+            size,
+            digest,
+            fmt,
+            summary.read,
+            summary.stored,
+            summary.duplicate,
+            summary.conflict,
+            summary.rejected,
+            summary.ambiguous,
+            summary.nonexistent,
+        ],
+    )
+    rejects = summary.rejects.with_columns(import_id=pl.lit(summary.import_id))  # noqa: F841
+    tx.execute('INSERT INTO rejects SELECT import_id, file, "row", "column", value, reason FROM rejects')
+    _enable_compatible(tx, touched)
+    _recompute(tx, touched, DetectParams.from_settings(store.settings()))
+    if with_sessions:
+        _refresh(tx, with_sessions, store.settings())
 
 
 @dataclass(frozen=True)
@@ -194,8 +230,15 @@ def _enable_compatible(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str])
         tx.execute("INSERT INTO features VALUES (?, ?, ?)", [entity_id, CAPTURE, refusal is None])
 
 
+DETECT_BATCH_ROWS = 2_000_000  # readings held in memory at once while recomputing (whole entities per batch)
+
+
 def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params: DetectParams) -> int:
-    """Replace the detected sessions of these entities (only those with capture on get any) and re-match them."""
+    """Replace the detected sessions of these entities (only those with capture on get any) and re-match them.
+
+    Entities are taken in batches of about DETECT_BATCH_ROWS readings (an entity is never split), so memory stays
+    bounded however many readings the entities have.
+    """
     if not entity_ids:
         return 0
     enabled = dict(
@@ -205,17 +248,42 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
             [CAPTURE, list(entity_ids)],
         ).fetchall()
     )
+    counts = dict(
+        tx.execute(
+            "SELECT entity_id, count(*) FROM readings WHERE entity_id IN (SELECT unnest(?)) GROUP BY entity_id",
+            [list(enabled)],
+        ).fetchall()
+    )
     cols = ", ".join(READINGS_SCHEMA.names())
-    readings = tx.sql(
-        f"SELECT {cols} FROM readings WHERE entity_id IN (SELECT unnest(?)) ORDER BY entity_id, ts",
-        params=[list(enabled)],
-    ).pl()
-    capacities = {k: v for k, v in enabled.items() if v}
-    sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params, capacities)
-    Store.replace_detected_sessions(tx, entity_ids, _with_bands(sessions))
-    _rematch(tx, entity_ids)
-    pricing.reprice(tx, entity_ids, params.max_gap_min)
-    return sessions.height
+    detected = 0
+    for batch in _batches(sorted(set(entity_ids)), counts, DETECT_BATCH_ROWS):
+        chosen = [e for e in batch if e in enabled]
+        readings = tx.sql(
+            f"SELECT {cols} FROM readings WHERE entity_id IN (SELECT unnest(?)) ORDER BY entity_id, ts",
+            params=[chosen],
+        ).pl()
+        capacities = {k: enabled[k] for k in chosen if enabled[k]}
+        sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params, capacities)
+        del readings
+        Store.replace_detected_sessions(tx, batch, _with_bands(sessions))
+        _rematch(tx, batch)
+        pricing.reprice(tx, batch, params.max_gap_min)
+        detected += sessions.height
+    return detected
+
+
+def _batches(entity_ids: Sequence[str], counts: dict[str, int], limit: int) -> list[list[str]]:
+    """Consecutive groups of entities holding at most `limit` readings each (or one entity that has more)."""
+    batches: list[list[str]] = [[]]
+    held = 0
+    for entity_id in entity_ids:
+        rows = counts.get(entity_id, 0)
+        if batches[-1] and held + rows > limit:
+            batches.append([])
+            held = 0
+        batches[-1].append(entity_id)
+        held += rows
+    return batches
 
 
 def _refresh(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -40,10 +41,20 @@ def load_table(path: Path, name: str) -> tuple[pl.DataFrame, int]:
     if b"\x00" in data[:4096]:
         raise InputError(f"{name} looks like a binary file, not CSV or JSON; export it as CSV and try again.")
     head = data.lstrip(b"\xef\xbb\xbf").lstrip()
-    try:
-        if head[:1] in (b"{", b"["):
+    if head[:1] in (b"{", b"["):
+        try:
             return _load_json(head, name), 1
-        separator = sniff_separator(head[: head.find(b"\n") if b"\n" in head else 65536])
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{name} is not UTF-8 text; save it as UTF-8 (CSV UTF-8 in spreadsheets) and try again."
+            ) from None
+    separator = sniff_separator(head[: head.find(b"\n") if b"\n" in head else 65536])
+    return _csv_frame(data, separator, name), 2
+
+
+def _csv_frame(data: bytes, separator: str, name: str) -> pl.DataFrame:
+    """CSV text as a frame of text columns, names trimmed, decimal commas made points when `;` or tab separate."""
+    try:
         frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False, truncate_ragged_lines=False)
     except (UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
         if isinstance(exc, UnicodeDecodeError) or "utf-8" in str(exc).lower():
@@ -60,7 +71,68 @@ def load_table(path: Path, name: str) -> tuple[pl.DataFrame, int]:
     if separator != ",":
         # With ';' or tab between fields a comma can only be a decimal mark (7,4 kW as spreadsheets write it).
         frame = frame.with_columns(pl.all().str.replace(r"^(\s*-?\d+),(\d+\s*)$", "$1.$2"))
-    return frame, 2
+    return frame
+
+
+# -- large files, read in blocks ----------------------------------------------------------------------------------
+STREAM_ABOVE_BYTES = 128 * 1024**2  # plain CSV files larger than this are read, validated and landed in blocks
+BLOCK_BYTES = 32 * 1024**2
+
+
+def streamable(path: Path, options: ImportOptions, above: int | None = None) -> bool:
+    """Whether a file can be imported block by block with the same outcome as whole: a large plain UTF-8 CSV of
+    canonical readings with offsets in its times (naive local times need the whole file: the repeated DST hour
+    is resolved in file order) and no quotes (a quoted field may hold a line break, so lines are not rows)."""
+    if options.format not in ("auto", "readings") or options.timezone is not None:
+        return False
+    above = STREAM_ABOVE_BYTES if above is None else above
+    if not path.is_file() or path.suffix.lower() in (".xlsx", ".parquet", ".gz") or path.stat().st_size <= above:
+        return False
+    with path.open("rb") as fh:
+        header = fh.readline(65536).lstrip(b"\xef\xbb\xbf")
+        if header[:2] == b"\x1f\x8b" or header.lstrip()[:1] in (b"{", b"[") or b"\x00" in header:
+            return False
+        try:
+            columns = [c.strip() for c in header.decode().strip().split(sniff_separator(header))]
+        except UnicodeDecodeError:
+            return False
+        renamed = {src: dst for dst, src in options.mapping.items()}
+        columns = [renamed.get(c, c) for c in columns]
+        if "entity_id" not in columns or not set(TIME_ALIASES) & set(columns):
+            return False
+        if options.format == "auto" and not options.mapping:
+            from core.importers import sessions, teslafi
+
+            if teslafi.is_teslafi(columns) or sessions.layout_for(columns, "auto") is not None:
+                return False
+        while block := fh.read(BLOCK_BYTES):
+            if b'"' in block:
+                return False
+    return True
+
+
+def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
+    """A streamable CSV file (see streamable) as frames of whole lines, each with the file line of its first row."""
+    block_bytes = block_bytes or BLOCK_BYTES
+    with path.open("rb") as fh:
+        header = fh.readline().lstrip(b"\xef\xbb\xbf")
+        separator = sniff_separator(header)
+        first_line, carry = 2, b""
+        while True:
+            block = fh.read(block_bytes)
+            data = carry + block
+            cut = len(data) if not block else data.rfind(b"\n") + 1
+            if block and cut == 0:  # no line break in a whole block: keep reading (the line is checked as a whole)
+                carry = data
+                continue
+            lines, carry = data[:cut], data[cut:]
+            if lines.strip():
+                frame = _csv_frame(header + lines, separator, name)
+                if frame.height:
+                    yield frame, first_line
+                    first_line += frame.height
+            if not block:
+                return
 
 
 def sniff_separator(header: bytes) -> str:
