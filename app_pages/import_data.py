@@ -70,9 +70,15 @@ if files and st.button("Import", type="primary"):
     progress = st.progress(0.0, text="Importing…")
     results = []
     for number, upload in enumerate(files, start=1):
+
+        def show(share: float, text: str, number: int = number, name: str = upload.name) -> None:
+            done = (number - 1 + share) / len(files)
+            progress.progress(min(done, 1.0), text=literal(f"{name} ({number} of {len(files)}): {text}"))
+
         with tempfile.TemporaryDirectory() as folder:
             try:
-                results.append((upload.name, ingest_file(db, saved(upload, folder), options, name=upload.name), None))
+                summary = ingest_file(db, saved(upload, folder), options, name=upload.name, progress=show)
+                results.append((upload.name, summary, None))
             except ChargeLensError as exc:
                 results.append((upload.name, None, exc.detail))
         progress.progress(number / len(files), text=f"{number} of {len(files)} files")

@@ -329,13 +329,22 @@ def cmd_ingest(args) -> int:
     store = _store(args)
     summaries, failed = [], False
     rejects = []
+    on_terminal = sys.stderr.isatty()
     for path in paths:
+
+        def show(share: float, text: str, name: str = path.name) -> None:
+            print(f"\r\033[K{name}: {share:4.0%} {text}", end="", file=sys.stderr, flush=True)
+
         try:
-            summary = ingest_file(store, path, options)
+            summary = ingest_file(store, path, options, progress=show if on_terminal else None)
         except InputError as exc:
+            if on_terminal:
+                print("\r\033[K", end="", file=sys.stderr)
             print(f"{path.name}: refused: {exc.detail}", file=sys.stderr)
             failed = True
             continue
+        if on_terminal:
+            print("\r\033[K", end="", file=sys.stderr)
         print(summary.line())
         summaries.append(summary)
         rejects.append(summary.rejects)

@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,18 +49,32 @@ class ImportSummary:
         return text
 
 
-def ingest_file(store: Store, path: Path, options: ImportOptions, name: str | None = None) -> ImportSummary:
+Progress = Callable[[float, str], None]  # (share done 0..1, what is happening)
+
+
+def _quiet(share: float, text: str) -> None:
+    return None
+
+
+def ingest_file(
+    store: Store, path: Path, options: ImportOptions, name: str | None = None, progress: Progress | None = None
+) -> ImportSummary:
     """Validate one file, then land it whole in one transaction and recompute the touched sessions."""
+    progress = progress or _quiet
     if options.not_after is None:  # the clock is read here, at the edge; a day of slack for clock skew
         options = dataclasses.replace(options, not_after=datetime.now(UTC) + timedelta(days=1))
     name = name or path.name
     if readings_mod.streamable(path, options):
-        return _ingest_blocks(store, path, options, name)
+        return _ingest_blocks(store, path, options, name, progress)
+    progress(0.0, "reading and checking")
     parsed = parse_file(path, options, name)
     if parsed.readings.height == 0 and parsed.sessions.height == 0:
         _no_usable_row(parsed.name, parsed.rejects)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.glob("**/*.parquet"))
-    return land(store, parsed, size=size, digest=_sha256(path))
+    progress(0.5, f"storing {parsed.readings.height + parsed.sessions.height:,} rows, detecting sessions")
+    summary = land(store, parsed, size=size, digest=_sha256(path))
+    progress(1.0, "done")
+    return summary
 
 
 def _no_usable_row(name: str, rejects: pl.DataFrame) -> None:
@@ -68,19 +82,24 @@ def _no_usable_row(name: str, rejects: pl.DataFrame) -> None:
     raise InputError(f"{name} has no usable row ({'; '.join(first) or 'no rows'}); fix the file and import it again.")
 
 
-def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str) -> ImportSummary:
+def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str, progress: Progress) -> ImportSummary:
     """A large CSV of readings, read, validated and landed block by block inside one transaction, so memory stays
     bounded by the block size and the import still lands whole or not at all. Row numbers in rejects are the
     file's, as for a file read whole; repeats across blocks count as duplicates or conflicts as within one."""
     import_id = str(uuid.uuid4())
     parts: list[ImportSummary] = []
     touched: set[str] = set()
+    size = path.stat().st_size
+    rows = 0
     with store.transaction() as tx:
-        for table, first_line in readings_mod.csv_blocks(path, name):
+        progress(0.0, "reading and checking")
+        for table, first_line, position in readings_mod.csv_blocks(path, name):
             parsed = readings_mod.parse(path, name, options, table, first_line)
             touched.update(parsed.readings.get_column("entity_id").unique().to_list())
             parts.append(_land(tx, parsed, import_id))
+            rows += table.height
             del parsed, table
+            progress(0.8 * position / size, f"{rows:,} rows read and stored")
         summary = ImportSummary(name=name, import_id=import_id)
         for part in parts:
             for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
@@ -88,7 +107,9 @@ def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str) 
         summary.rejects = pl.concat([reject_frame(), *(p.rejects for p in parts)], how="vertical_relaxed")
         if summary.read == summary.rejected:
             _no_usable_row(name, summary.rejects)
-        _finish(tx, store, summary, "readings", path.stat().st_size, _sha256(path), sorted(touched), [])
+        progress(0.8, f"{rows:,} rows stored; detecting the sessions of {len(touched):,} entities")
+        _finish(tx, store, summary, "readings", size, _sha256(path), sorted(touched), [])
+    progress(1.0, "done")
     return summary
 
 

@@ -44,7 +44,9 @@ def table(store: Store, sql: str) -> pl.DataFrame:
 
 def outcome(db: Path, source: Path):
     store = Store.open(db)
-    summary = ingest_file(store, source, ImportOptions())
+    shares: list[float] = []
+    summary = ingest_file(store, source, ImportOptions(), progress=lambda share, text: shares.append(share))
+    assert shares[0] == 0.0 and shares[-1] == 1.0 and shares == sorted(shares)
     frames = (
         table(store, "SELECT entity_id, ts, power_kw, soc_pct FROM readings ORDER BY entity_id, ts"),
         table(store, 'SELECT file, "row", "column", value, reason FROM rejects ORDER BY "row", "column", reason'),
@@ -66,6 +68,7 @@ def test_a_file_read_in_blocks_lands_exactly_as_one_read_whole(tmp_path, monkeyp
     assert readings_mod.streamable(source, ImportOptions())
     blocks = list(readings_mod.csv_blocks(source, source.name))
     assert len(blocks) >= 20 and blocks[1][1] == 2 + blocks[0][0].height
+    assert blocks[-1][2] == source.stat().st_size and [b[2] for b in blocks] == sorted(b[2] for b in blocks)
     blocked, blocked_frames = outcome(tmp_path / "blocks.duckdb", source)
 
     assert (blocked.read, blocked.stored, blocked.duplicate, blocked.conflict, blocked.rejected) == (
@@ -124,3 +127,39 @@ def test_entities_detected_in_batches_give_the_same_sessions(tmp_path, monkeypat
     whole = sessions(tmp_path / "whole.duckdb")
     monkeypatch.setattr(pipeline, "DETECT_BATCH_ROWS", 5_000)  # every entity in a batch of its own
     assert_frame_equal(whole, sessions(tmp_path / "batched.duckdb"))
+
+
+def test_the_cli_shows_a_progress_line_on_a_terminal_only(tmp_path):
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    source = tmp_path / "fleet.csv"
+    fleet_csv(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_")}
+    command = [sys.executable, "-m", "core", "--db", str(tmp_path / "t.duckdb"), "ingest", str(source)]
+    primary, secondary = pty.openpty()
+    run = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=secondary, timeout=300)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert run.returncode == 0
+    assert run.stdout.decode().startswith("fleet.csv: read 2425, stored 2400, duplicate 7, conflict 5, rejected 13")
+    lines = shown.decode().split("\r\x1b[K")
+    assert "fleet.csv:   0% reading and checking" in lines
+    assert any(line.startswith("fleet.csv:  50% storing 2,412 rows") for line in lines), lines
+    assert lines[-1] == ""  # the line is cleared before the summary
+
+    piped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=300)
+    assert piped.returncode == 0 and piped.stderr == b""  # not a terminal: no progress line

@@ -111,8 +111,9 @@ def streamable(path: Path, options: ImportOptions, above: int | None = None) -> 
     return True
 
 
-def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int]]:
-    """A streamable CSV file (see streamable) as frames of whole lines, each with the file line of its first row."""
+def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int, int]]:
+    """A streamable CSV file (see streamable) as frames of whole lines, each with the file line of its first row
+    and the bytes of the file read so far."""
     block_bytes = block_bytes or BLOCK_BYTES
     with path.open("rb") as fh:
         header = fh.readline().lstrip(b"\xef\xbb\xbf")
@@ -129,7 +130,7 @@ def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterato
             if lines.strip():
                 frame = _csv_frame(header + lines, separator, name)
                 if frame.height:
-                    yield frame, first_line
+                    yield frame, first_line, fh.tell() - len(carry)
                     first_line += frame.height
             if not block:
                 return
