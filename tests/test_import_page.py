@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.store import Store
 from tests.conftest import FIXTURES, ROOT
+from tests.test_bad_input import CASES as BAD_CASES
 from ui.common import literal
 
 
@@ -61,3 +62,26 @@ def test_unknown_columns_get_a_mapping_step(page, db_path):
         ("van-1", 7.4),
         ("van-1", 7.3),
     ]
+
+
+@pytest.mark.parametrize("name", sorted(BAD_CASES))
+def test_every_file_of_the_bad_input_corpus_on_the_import_page(page, db_path, name):
+    """Stored rows plus rejects, or one clear error and nothing written; never an exception on the page."""
+    expected = BAD_CASES[name]
+    page.file_uploader(key="upload").upload(name, (FIXTURES / "bad" / name).read_bytes(), "application/octet-stream")
+    page.run()
+    assert not page.exception, page.exception
+    next(b for b in page.button if b.label == "Import").click().run()
+    assert not page.exception, page.exception
+    store = Store.open(db_path)
+    if expected[0] == "error":
+        assert page.error[0].value.startswith(literal(f"{name}: nothing imported.")), page.error[0].value
+        assert literal(expected[1]) in page.error[0].value
+        assert store.is_empty()
+    else:
+        _, stored, rejected, _ = expected
+        assert not page.error, [e.value for e in page.error]
+        line = page.success[0].value
+        assert literal(f"stored {stored},") in line and line.endswith(literal(f"rejected {rejected}")), line
+        held = store.scalar("SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM sessions)")
+        assert held == stored
