@@ -2,9 +2,10 @@
 
 from datetime import UTC, date, datetime, timedelta
 
+import polars as pl
 import streamlit as st
 
-from core import daily, remote
+from core import capacity, daily, remote
 from core.client import PlatformError
 from core.credentials import load_or_create
 from core.errors import ChargeLensError
@@ -181,6 +182,38 @@ for row in shown.head(MAX_TOGGLES).iter_rows(named=True):
     label = literal(f"{row['entity_id']} · {row['entity_type']}" + (f" · {row['name']}" if row["name"] else ""))
     st.toggle(label, value=row["capture_sessions"], key=key, on_change=toggle_capture,
               args=(row["entity_id"], key, row["capture_sessions"]))  # fmt: skip
+
+
+def save_capacity(entity_id: str, key: str) -> None:
+    """Through the feature API, as the platform does it (it recomputes the entity's state-of-charge sessions)."""
+    try:
+        client.set_battery_capacity(entity_id, st.session_state[key])
+        st.session_state["capacity-saved"] = f"{entity_id}: battery capacity {st.session_state[key]:g} kWh saved."
+    except PlatformError as error:
+        remember(entity_id, error)
+
+
+evs = entities.filter(pl.col("entity_type") == "EV")
+if evs.height:
+    with st.expander("Battery capacity"):
+        chosen_ev = st.selectbox("EV", evs.get_column("entity_id").to_list(), key="capacity-entity")
+        now_kwh = evs.filter(pl.col("entity_id") == chosen_ev).get_column("battery_capacity_kwh")[0]
+        st.number_input("Capacity (kWh)", 1.0, 300.0, value=float(now_kwh or 60.0), step=0.5, key="capacity-kwh")
+        st.button("Save capacity", on_click=save_capacity, args=(chosen_ev, "capacity-kwh"))
+        if saved := st.session_state.pop("capacity-saved", None):
+            st.success(literal(saved))
+        suggested = capacity.suggestions(db)
+        if suggested.height:
+            st.caption(
+                "Suggested from each EV's own sessions with energy and state of charge; never applied by itself."
+            )
+            for row in suggested.iter_rows(named=True):
+                left, right = st.columns([5, 1], vertical_alignment="center")
+                left.write(literal(f"{row['entity_id']}: {capacity.suggestion_text(row, row['battery_capacity_kwh'])}"))
+                key = f"suggested-{row['entity_id']}"
+                st.session_state[key] = round(row["capacity_kwh"], 1)
+                right.button(f"Use {row['capacity_kwh']:.1f} kWh", key=f"use-{row['entity_id']}",
+                             on_click=save_capacity, args=(row["entity_id"], key))  # fmt: skip
 
 with st.expander("Switch several at once"):
     chosen = st.multiselect("Entities", shown.get_column("entity_id").to_list())
