@@ -8,11 +8,13 @@ from core import queries
 from core.exports import FORMATS, MEDIA_TYPES, export_sessions
 from core.schema import EXPORT_COLUMNS
 from ui.common import empty_state, literal, store
+from ui.detection import detection_panel
 from ui.filters import filter_bar, summary_line
 
 st.title("Sessions")
 db = store()
 flt = filter_bar(db, "sessions")
+detection_panel(db, flt.entity_ids)
 table = queries.sessions(db, flt)
 if table.height == 0:
     empty_state("No sessions match.", "Import readings, switch session capture on for an entity, or widen the filter.")

@@ -260,8 +260,19 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
     Entities are taken in batches of about DETECT_BATCH_ROWS readings (an entity is never split), so memory stays
     bounded however many readings the entities have.
     """
+    detected = 0
+    for batch, sessions in _detected_batches(tx, entity_ids, params):
+        Store.replace_detected_sessions(tx, batch, _with_bands(sessions))
+        _rematch(tx, batch)
+        pricing.reprice(tx, batch, params.max_gap_min)
+        detected += sessions.height
+    return detected
+
+
+def _detected_batches(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params: DetectParams):
+    """(entities, their detected sessions) per batch of about DETECT_BATCH_ROWS readings; nothing is written."""
     if not entity_ids:
-        return 0
+        return
     enabled = dict(
         tx.execute(
             "SELECT f.entity_id, e.battery_capacity_kwh FROM features f JOIN entities e USING (entity_id) "
@@ -276,7 +287,6 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
         ).fetchall()
     )
     cols = ", ".join(READINGS_SCHEMA.names())
-    detected = 0
     for batch in _batches(sorted(set(entity_ids)), counts, DETECT_BATCH_ROWS):
         chosen = [e for e in batch if e in enabled]
         readings = tx.sql(
@@ -286,11 +296,60 @@ def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params:
         capacities = {k: enabled[k] for k in chosen if enabled[k]}
         sessions = detect_sessions(conform(readings, READINGS_SCHEMA), params, capacities)
         del readings
-        Store.replace_detected_sessions(tx, batch, _with_bands(sessions))
-        _rematch(tx, batch)
-        pricing.reprice(tx, batch, params.max_gap_min)
-        detected += sessions.height
-    return detected
+        yield batch, sessions
+
+
+DIFF_SCHEMA = {
+    "entity_id": pl.String,
+    "sessions_now": pl.UInt32,
+    "sessions_then": pl.UInt32,
+    "kept": pl.UInt32,
+    "new": pl.UInt32,
+    "gone": pl.UInt32,
+    "energy_now_kwh": pl.Float64,
+    "energy_then_kwh": pl.Float64,
+    "energy_change_kwh": pl.Float64,
+}
+
+
+def detection_diff(now: pl.DataFrame, then: pl.DataFrame) -> pl.DataFrame:
+    """Per entity, detected sessions as stored (`now`) against another run (`then`): counts, energy, and how many
+    sessions keep their id (same entity and start), are new, or are gone. Inputs: entity_id, session_id, energy_kwh."""
+
+    def per_entity(frame: pl.DataFrame, suffix: str) -> pl.DataFrame:
+        return frame.group_by("entity_id").agg(
+            pl.len().alias(f"sessions_{suffix}"), pl.col("energy_kwh").sum().alias(f"energy_{suffix}_kwh")
+        )
+
+    ids_now, ids_then = now.select("entity_id", "session_id"), then.select("entity_id", "session_id")
+    kept = ids_now.join(ids_then, on=["entity_id", "session_id"]).group_by("entity_id").agg(kept=pl.len())
+    new = ids_then.join(ids_now, on=["entity_id", "session_id"], how="anti").group_by("entity_id").agg(new=pl.len())
+    gone = ids_now.join(ids_then, on=["entity_id", "session_id"], how="anti").group_by("entity_id").agg(gone=pl.len())
+    entities = pl.concat([now.select("entity_id"), then.select("entity_id")]).unique()
+    frame = entities
+    for part in (per_entity(now, "now"), per_entity(then, "then"), kept, new, gone):
+        frame = frame.join(part, on="entity_id", how="left")
+    return (
+        frame.with_columns(pl.exclude("entity_id").fill_null(0))
+        .with_columns(energy_change_kwh=pl.col("energy_then_kwh") - pl.col("energy_now_kwh"))
+        .select(list(DIFF_SCHEMA))
+        .cast(DIFF_SCHEMA)
+        .sort("entity_id")
+    )
+
+
+def preview_detection(store: Store, params: DetectParams, entity_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """What detection with these parameters would change, per entity (detection_diff); nothing is written."""
+    with store.transaction() as tx:
+        ids = list(entity_ids or [r[0] for r in tx.execute("SELECT entity_id FROM entities").fetchall()])
+        now = tx.sql(
+            "SELECT entity_id, session_id, energy_kwh FROM sessions WHERE source = 'detected' "
+            "AND entity_id IN (SELECT unnest(?))",
+            params=[ids],
+        ).pl()
+        then = [s.select("entity_id", "session_id", "energy_kwh") for _, s in _detected_batches(tx, ids, params)]
+    schema = {"entity_id": pl.String, "session_id": pl.String, "energy_kwh": pl.Float64}
+    return detection_diff(now.cast(schema), pl.concat([pl.DataFrame(schema=schema), *then]).cast(schema))
 
 
 def _batches(entity_ids: Sequence[str], counts: dict[str, int], limit: int) -> list[list[str]]:

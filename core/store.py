@@ -252,12 +252,17 @@ class Store:
 
     def change_setting(self, key: str, text: str) -> object:
         """A setting typed by a person (CLI or page): checked against its rule, stored, and returned as parsed."""
-        try:
-            value = parse_setting(key, text)
-        except SettingError as exc:
-            raise InputError(str(exc)) from None
+        value = self.check_setting(key, text)
         self.set_setting(key, value)
         return value
+
+    @staticmethod
+    def check_setting(key: str, text: str) -> object:
+        """The value a setting would take from this text, or InputError saying what is allowed."""
+        try:
+            return parse_setting(key, text)
+        except SettingError as exc:
+            raise InputError(str(exc)) from None
 
     def set_setting(self, key: str, value: object) -> None:
         text = str(value).lower() if isinstance(value, bool) else str(value)
