@@ -12,7 +12,7 @@ from pathlib import Path
 
 from core import __version__
 from core.errors import ChargeLensError, InputError, NotAvailableYet
-from core.settings import DEFAULT_HOST, DEFAULT_PORT, PROJECT_ROOT, SETTINGS, database_path, parse_setting
+from core.settings import DEFAULT_HOST, DEFAULT_PORT, PROJECT_ROOT, SETTINGS, database_path
 
 EXIT_OK, EXIT_FAILURE, EXIT_REFUSED = 0, 1, 2
 
@@ -476,15 +476,13 @@ def cmd_sessions_detect(args) -> int:
         "min_power_kw": args.min_power_kw, "max_pause_min": args.max_pause_min, "max_gap_min": args.max_gap_min,
         "min_energy_kwh": args.min_energy_kwh, "soc_min_rise_pct": args.soc_min_rise_pct,
     }  # fmt: skip
-    for key, value in overrides.items():
-        if value is not None:
-            parse_setting(key, str(value))  # same range checks as the settings
+    # same checks as the settings (600.0 minutes is 600: an option typed as a number may read either way)
+    overrides = {k: store.check_setting(k, f"{v:g}") for k, v in overrides.items() if v is not None}
     params = DetectParams.from_settings(store.settings(), **overrides)
     count = detect(store, params, args.entity or None)
     if args.save:
         for key, value in overrides.items():
-            if value is not None:
-                store.set_setting(key, value)
+            store.set_setting(key, value)
     print(f"{count} sessions detected")
     return EXIT_OK
 

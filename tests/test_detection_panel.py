@@ -93,3 +93,12 @@ def test_the_sessions_page_previews_then_saves(copy, monkeypatch):
     assert not at.exception and not at.error
     assert Store.open(copy).settings().max_pause_min == 600
     assert any(s.value.startswith("Saved; ") for s in at.success)
+
+
+def test_the_cli_takes_whole_minutes_typed_either_way_and_refuses_fractions_in_one_line(copy, cli):
+    saved = cli("sessions", "detect", "--max-pause-min", "600.0", "--save", db=copy)
+    assert saved.code == 0 and saved.out.endswith(" sessions detected\n")
+    assert Store.open(copy).settings().max_pause_min == 600
+    Store.close_all()
+    refused = cli("sessions", "detect", "--max-pause-min", "2.5", db=copy)
+    assert refused.code == 2 and refused.err == "error: '2.5' is not a whole number.\n"

@@ -1,0 +1,74 @@
+"""kill -9 while sessions are detected again with other settings: the database reopens with the sessions and settings
+of before, or, if the kill came after the commit, with all of the new ones; never a mix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from bench.common import fleet_readings
+from core.store import Store
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+REDETECT = ("sessions", "detect", "--max-pause-min", "45", "--min-power-kw", "1.5", "--save")
+
+
+def state(db) -> tuple:
+    store = Store.open(db)
+    try:
+        sessions = store.frame("SELECT session_id, energy_kwh, location_label FROM sessions s LEFT JOIN "
+                               "(SELECT session_id, any_value(location_id) AS location_label FROM session_locations "
+                               "GROUP BY 1) USING (session_id) ORDER BY session_id")  # fmt: skip
+        return (
+            sessions.hash_rows().sum(),
+            sessions.height,
+            store.settings().max_pause_min,
+            store.scalar("SELECT count(*) FROM readings"),
+        )
+    finally:
+        store.close()
+
+
+def run(db, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_")}
+    return subprocess.Popen([sys.executable, "-m", "core", "--db", str(db), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def test_kill_9_during_detection_keeps_the_old_sessions_or_all_new_ones(tmp_path):
+    source = tmp_path / "fleet.csv"
+    frame = fleet_readings(600_000, 20).select("entity_id", pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "power_kw")
+    frame.write_csv(source)
+    base = tmp_path / "base.duckdb"
+    assert run(base, "ingest", str(source)).wait(300) == 0
+    assert run(base, "locations", "add", "--label", "Depot", "--lat", "50.85", "--lon", "4.35").wait(60) == 0
+    before = state(base)
+    # The state after a complete run, and how long that run takes here.
+    done = tmp_path / "done.duckdb"
+    shutil.copy(base, done)
+    started = time.monotonic()
+    assert run(done, *REDETECT).wait(300) == 0
+    full = time.monotonic() - started
+    after = state(done)
+    assert after != before and after[2] == 45
+    kept_old = 0
+    for fraction in (0.3, 0.55, 0.75, 0.9):
+        db = tmp_path / f"crash-{fraction}.duckdb"
+        shutil.copy(base, db)
+        proc = run(db, *REDETECT)
+        time.sleep(full * fraction)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        reopened = state(db)
+        assert reopened in (before, after), (fraction, reopened)
+        kept_old += reopened == before
+    assert kept_old >= 2  # most kills land inside the transaction
