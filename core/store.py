@@ -204,10 +204,13 @@ class Store:
         cur.execute("BEGIN TRANSACTION")
         try:
             yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
+            cur.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+                cur.execute("ROLLBACK")
+            if (storage := storage_error(self.path, exc)) is not None:
+                raise storage from None
             raise
-        cur.execute("COMMIT")
 
     # -- migrations --------------------------------------------------------------------------------
     def schema_version(self) -> int:
@@ -355,6 +358,30 @@ class Store:
             tx.execute(f"INSERT INTO sessions ({cols}) SELECT {cols} FROM frame")
 
 
+_READ_ONLY = ("read-only file system", "permission denied")
+_FULL = ("no space left", "disk quota exceeded", "could not write file", "file too large")
+
+
+def storage_error(path: Path, exc: BaseException) -> DatabaseError | None:
+    """A full disk or a folder ChargeLens may not write to, said in one sentence with what to do; else None."""
+    if not isinstance(exc, duckdb.IOException | OSError):
+        return None
+    text = str(exc).lower()
+    if any(words in text for words in _READ_ONLY):
+        return DatabaseError(
+            f"ChargeLens cannot write in the folder of {path.name} ({path.parent}: read-only or not permitted); "
+            "move the database to a folder you may write to, or point --db (CHARGELENS_DB) at one.",
+            title="StorageReadOnly",
+        )
+    if any(words in text for words in _FULL):
+        return DatabaseError(
+            f"The disk holding {path.name} is full; nothing of this change was stored. Free some space in "
+            f"{path.parent} (or move the database with --db) and try again.",
+            title="StorageFull",
+        )
+    return None
+
+
 def _connect(path: Path) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -363,6 +390,8 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
         text = str(exc)
         if "lock" in text.lower():
             raise DatabaseBusy(busy_message(path, text)) from None
+        if (storage := storage_error(path, exc)) is not None:
+            raise storage from None
         raise DatabaseError(
             f"The database file {path} cannot be opened ({text.splitlines()[0][:200]}); "
             "check that it is a ChargeLens database, or point --db at another file."
