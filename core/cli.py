@@ -313,7 +313,7 @@ def cmd_demo(args) -> int:
 
 def cmd_ingest(args) -> int:
     from core.importers import ImportOptions
-    from core.pipeline import ImportSummary, ingest_file
+    from core.pipeline import ImportSummary
 
     mapping = {}
     for item in args.map:
@@ -326,7 +326,7 @@ def cmd_ingest(args) -> int:
     for path in paths:
         if not path.exists():
             raise InputError(f"{path} does not exist; check the path.")
-    store = _store(args)
+    ingest = _ingester(args)
     summaries, failed = [], False
     rejects = []
     on_terminal = sys.stderr.isatty()
@@ -336,7 +336,7 @@ def cmd_ingest(args) -> int:
             print(f"\r\033[K{name}: {share:4.0%} {text}", end="", file=sys.stderr, flush=True)
 
         try:
-            summary = ingest_file(store, path, options, progress=show if on_terminal else None)
+            summary = ingest(path, options, show if on_terminal else None)
         except InputError as exc:
             if on_terminal:
                 print("\r\033[K", end="", file=sys.stderr)
@@ -362,6 +362,25 @@ def cmd_ingest(args) -> int:
         frame = pl.concat(rejects) if rejects else reject_frame()
         Path(args.rejects).write_text(frame.write_csv(line_terminator="\n"))
     return EXIT_REFUSED if failed else EXIT_OK
+
+
+def _ingester(args):
+    """Import into the database here, or, while `serve` holds it, through that server (API.md, local
+    administration) with the same summary."""
+    from core.errors import DatabaseBusy
+    from core.pipeline import ingest_file
+    from core.store import running_server
+
+    try:
+        store = _store(args)
+    except DatabaseBusy:
+        info = running_server(database_path(args.db))
+        if info is None:
+            raise
+        from core.local import LocalServer
+
+        return LocalServer(database_path(args.db), info).ingest
+    return lambda path, options, progress: ingest_file(store, path, options, progress=progress)
 
 
 def cmd_entities_list(args) -> int:

@@ -15,12 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
 from core import __version__
+from core.api.admin import admin
 from core.api.auth import Authenticator
 from core.api.document import document
 from core.api.middleware import BodyLimitMiddleware, EntityPathMiddleware
 from core.api.paging import Pager
 from core.api.routes import public, router
 from core.errors import ChargeLensError
+from core.jobs import Jobs
 from core.settings import database_path
 from core.store import Store
 
@@ -68,8 +70,10 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app.openapi = lambda: document(app)
     app.state.auth = Authenticator(clock=clock)
     app.state.pager = Pager()
+    app.state.jobs = Jobs()
     app.include_router(public)
     app.include_router(router)
+    app.include_router(admin)
     # Added before the security-header middleware so that their own replies (413) get the headers too.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(EntityPathMiddleware)

@@ -1,0 +1,126 @@
+"""While `serve` holds the database, `ingest` runs through the server's local administration API: the same summary,
+rejects and exit codes; 20 API readers meanwhile get only 200s and consistent pages."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import httpx
+import polars as pl
+import pytest
+
+from bench.common import fleet_readings
+from core.credentials import load_or_create
+from tests.e2e.conftest import Server, load_demo
+
+REJECTED = "entity_id,ts,power_kw,soc_pct\nev-x,2025-02-01T10:00:00Z,0,50\nev-x,2025-02-01T10:05:00Z,7.4,150\n"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("admin")
+    db = folder / "chargelens.duckdb"
+    load_demo(db)
+    twin = folder / "twin.duckdb"
+    shutil.copy(db, twin)
+    server = Server(db)
+    yield server, twin
+    server.stop()
+
+
+def bearer(server) -> dict:
+    token = httpx.post(f"{server.url}/api/v1/authentication", json=load_or_create(server.db), timeout=10)
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def test_ingest_while_serving_lands_through_the_server_with_the_same_output(demo, cli, tmp_path):
+    server, twin = demo
+    source = tmp_path / "upload.csv"
+    source.write_text(REJECTED)
+    through = cli("ingest", str(source), "--rejects", str(tmp_path / "through.csv"), db=server.db)
+    here = cli("ingest", str(source), "--rejects", str(tmp_path / "here.csv"), db=twin)
+    assert (
+        (through.code, through.out, through.err)
+        == (here.code, here.out, here.err)
+        == (
+            0,
+            "upload.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1\n",
+            "",
+        )
+    )
+    assert (tmp_path / "through.csv").read_bytes() == (tmp_path / "here.csv").read_bytes()
+    last = httpx.get(f"{server.url}/api/v1/entities/ev-x/readings/last", headers=bearer(server), timeout=10)
+    assert last.status_code == 200 and last.json()["timestamp"] == "2025-02-01T10:00:00Z"
+
+
+def test_a_refused_file_is_refused_the_same_way_through_the_server(demo, cli, tmp_path):
+    server, twin = demo
+    source = tmp_path / "bad.csv"
+    source.write_text("entity_id,ts,power_kw\nev,not a time,1\n")
+    through, here = cli("ingest", str(source), db=server.db), cli("ingest", str(source), db=twin)
+    assert (through.code, through.out, through.err) == (here.code, here.out, here.err)
+    assert through.code == 2 and through.err.startswith("bad.csv: refused: bad.csv has no usable row")
+
+
+def test_jobs_are_found_by_id_only(demo):
+    server, _ = demo
+    reply = httpx.get(f"{server.url}/api/v1/jobs/nope", headers=bearer(server), timeout=10)
+    assert reply.status_code == 404 and reply.json()["title"] == "NotFound"
+    reply = httpx.post(f"{server.url}/api/v1/imports", params={"format": "nope"}, headers=bearer(server),
+                       files={"file": ("x.csv", b"a,b\n")}, timeout=10)  # fmt: skip
+    assert reply.status_code == 400 and reply.json()["errors"] == {"query.format": "unknown"}
+
+
+def test_twenty_readers_during_an_import_get_only_200s_and_whole_pages(demo, cli, tmp_path):
+    server, _ = demo
+    source = tmp_path / "fleet.csv"
+    frame = fleet_readings(200_000, 10).select(
+        pl.format("new-{}", "entity_id").alias("entity_id"), pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "power_kw"
+    )
+    frame.write_csv(source)
+    headers = bearer(server)
+    before = {e["id"] for e in _all_entities(server, headers)}
+    new = set(frame.get_column("entity_id").unique().to_list())
+    seen: list[tuple[int, frozenset]] = []
+    failures: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        with httpx.Client(base_url=f"{server.url}/api", headers=headers, timeout=60) as http:
+            while not done.is_set():
+                try:
+                    ids = frozenset(e["id"] for e in _all_entities(server, headers, http))
+                    seen.append((200, ids))
+                except AssertionError as exc:
+                    failures.append(str(exc))
+
+    readers = [threading.Thread(target=read) for _ in range(20)]
+    for reader in readers:
+        reader.start()
+    try:
+        result = cli("ingest", str(source), db=server.db)
+    finally:
+        done.set()
+        for reader in readers:
+            reader.join(60)
+    assert result.code == 0 and result.out.startswith("fleet.csv: read 200000, stored 200000"), result.err
+    assert not failures, failures[:3]
+    assert len(seen) >= 20
+    # every listing is the set before the import or the set after it, never a part of the new entities
+    assert {ids for _, ids in seen} <= {frozenset(before), frozenset(before | new)}
+    assert {e["id"] for e in _all_entities(server, headers)} == before | new
+
+
+def _all_entities(server, headers, http: httpx.Client | None = None) -> list[dict]:
+    http = http or httpx.Client(base_url=f"{server.url}/api", headers=headers, timeout=60)
+    items, token = [], None
+    while True:
+        params = {"pageSize": 7, **({"continuationToken": token} if token else {})}
+        reply = http.get("/v1/entities", params=params)
+        assert reply.status_code == 200, f"{reply.status_code} {reply.text[:200]}"
+        page = reply.json()
+        items += page["data"]
+        token = page["meta"]["continuationToken"]
+        if not token or not page["data"]:
+            return items
