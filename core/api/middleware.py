@@ -91,6 +91,7 @@ class BodyLimitMiddleware:
             return
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.limit:
+            await _drain(receive, DRAIN_BYTES)
             await _too_large(send)
             return
         received = 0
@@ -101,11 +102,29 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_BYTES)
                     # Raised inside the route's body reading, so the app's one error handler answers it.
                     raise HTTPException(413, detail=_TOO_LARGE)
             return message
 
         await self.app(scope, counted, send)
+
+
+DRAIN_BYTES = 16 * 1024 * 1024
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read (and drop) what the client is still sending, up to `limit`: a reply sent while the client still writes
+    its body, then the connection closed, reaches many clients as a reset instead of the 413."""
+    drained = 0
+    while drained <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        drained += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _too_large(send: Send) -> None:
