@@ -7,7 +7,7 @@ PORT ?= 8501
 HOST ?= 127.0.0.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint format bench chromium deps test-deps clean
+.PHONY: run test lint format bench chromium java deps test-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.test-deps: requirements-test.txt $(VENV)/.deps
 	touch $@
 
 deps: $(VENV)/.deps
-test-deps: $(VENV)/.test-deps chromium
+test-deps: $(VENV)/.test-deps chromium java
 
 # Debian's Chromium for the browser tests (Playwright's own browser download is not used).
 chromium:
@@ -31,6 +31,13 @@ chromium:
 	if command -v apt-get >/dev/null; then \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium fonts-liberation >/dev/null; \
 	else echo "Install Chromium at /usr/bin/chromium for the browser tests." >&2; exit 1; fi
+
+# Debian's Java 17 for Spark (the scale-out tests and bench), only when no java is on the PATH.
+java:
+	@if command -v java >/dev/null; then exit 0; fi; \
+	if command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "Install Java 17 (openjdk-17-jre-headless) for the Spark tests." >&2; exit 1; fi
 
 run: deps
 	$(PY) -m core demo --if-empty
@@ -47,12 +54,14 @@ format: $(VENV)/.test-deps
 test: test-deps lint
 	$(PY) -m pytest -q
 
-bench: deps
+bench: $(VENV)/.test-deps java
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_detect.py
 	$(PY) bench/quality.py
 	$(PY) bench/bench_locations.py
 	$(PY) bench/bench_costs.py
+	$(PY) bench/bench_pages.py
+	$(PY) bench/bench_spark.py
 
 clean:
 	rm -rf $(VENV) tests/artifacts .pytest_cache .ruff_cache

@@ -185,12 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     monthly.add_argument("--format", default="csv", choices=["csv", "html"])
     monthly.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     monthly.set_defaults(run=cmd_reports_monthly)
-    for group, actions in (("scale", ("detect",)),):
-        sub = commands.add_parser(group).add_subparsers(dest="action", required=True, parser_class=_Parser)
-        for action in actions:
-            cmd = sub.add_parser(action)
-            cmd.add_argument("rest", nargs=argparse.REMAINDER)
-            cmd.set_defaults(run=not_yet(f"{group} {action}"))
+    scale = commands.add_parser("scale", help="detection, matching and pricing on Spark").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    s_detect = scale.add_parser("detect", help="readings Parquet in, sessions Parquet (export columns) out")
+    s_detect.add_argument("--readings", required=True, metavar="URI", help="Parquet file or folder of readings")
+    s_detect.add_argument("--out", required=True, metavar="URI", help="new folder: month=YYYY-MM/*.parquet")
+    s_detect.add_argument("--master", metavar="URL", help="Spark master (default local[2], or spark-submit's)")
+    s_detect.add_argument("--entities", metavar="FILE", help="CSV entity_id, entity_type, battery_capacity_kwh")
+    s_detect.add_argument("--locations", metavar="FILE", help="JSON list of locations")
+    s_detect.add_argument("--tariffs", metavar="FILE", help="JSON list of tariffs, each with assign")
+    s_detect.set_defaults(run=cmd_scale_detect)
     api = commands.add_parser("api", help="the local API").add_subparsers(
         dest="action", required=True, parser_class=_Parser
     )
@@ -235,6 +240,17 @@ def not_yet(command: str):
         raise NotAvailableYet(f"'{command}' is not available in this version of ChargeLens yet.")
 
     return run
+
+
+def cmd_scale_detect(args) -> int:
+    # pyspark loads only here (inside core.scale.spark's functions): every other command runs without it.
+    from core.scale import inputs, spark
+
+    given = {name: Path(value) if value else None for name, value in
+             (("entities", args.entities), ("locations", args.locations), ("tariffs", args.tariffs))}  # fmt: skip
+    found = inputs.load(**given)
+    print(spark.run(args.readings, args.out, found, args.master).line())
+    return EXIT_OK
 
 
 def _store(args):

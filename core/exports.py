@@ -45,7 +45,11 @@ def position_decimals(exact_setting: bool, exact: bool, round_to: int | None) ->
 
 def export_frame(store: Store, flt: SessionFilter, decimals: int | None = None, wide: bool = False) -> pl.DataFrame:
     """The export table: exactly the SPEC columns in order, times in UTC."""
-    df = sessions(store, flt)
+    return export_table(sessions(store, flt), decimals, wide)
+
+
+def export_table(df: pl.DataFrame, decimals: int | None = None, wide: bool = False) -> pl.DataFrame:
+    """Session rows (as core.queries.sessions gives them) as the export table, rounded as every export is."""
     columns = list(EXPORT_COLUMNS)
     if decimals is not None:
         df = df.with_columns(pl.col("latitude", "longitude").round(decimals))

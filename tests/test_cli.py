@@ -85,7 +85,7 @@ def test_export_filters_and_out_file(sliced, cli, tmp_path):
         (("features", "set", "nobody", "CaptureChargeSessions", "on"), "no entity 'nobody'"),
         (("settings", "set", "display_timezone", "Mars/Base"), "time zone"),
         (("reports", "monthly", "--month", "2025-13"), "month"),
-        (("scale", "detect"), "not available in this version"),
+        (("scale", "detect"), "required: --readings, --out"),
         (("restore", "/etc/hostname"), "not a ChargeLens database"),
         (("sessions", "export", "--format", "pdf"), "invalid choice"),
         (("locations", "add", "--label", "", "--lat", "91", "--lon", "0"), "latitude must be"),
@@ -174,3 +174,43 @@ def test_backup_and_restore_round_trip(sliced, cli, db_path, tmp_path):
     assert restored.code == 0, restored.err
     assert cli("sessions", "export").out == before
     assert db_path.with_name(db_path.name + ".before-restore").exists()
+
+
+def test_scale_detect_without_java_or_pyspark_says_so_in_one_sentence(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_") and k != "JAVA_HOME"}
+    args = [sys.executable, "-m", "core", "scale", "detect", "--readings", "r.parquet", "--out", str(tmp_path / "o")]
+    no_java = {**env, "PATH": str(tmp_path)}  # a PATH without java
+    fake = tmp_path / "fake" / "pyspark"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named pyspark')\n")
+    no_pyspark = {**env, "PYTHONPATH": str(fake.parent)}
+    for environment, message in ((no_java, "needs Java 17"), (no_pyspark, "Spark is not installed")):
+        result = subprocess.run(args, capture_output=True, text=True, env=environment, cwd=ROOT, timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert_no_traceback(result.stderr)
+
+
+def test_scale_detect_refuses_bad_side_files_before_starting_spark(cli, tmp_path):
+    tariffs = tmp_path / "tariffs.json"
+    tariffs.write_text('[{"name": "gap", "currency": "EUR", "timezone": "UTC", "bands": '
+                       '[{"band": "t1", "price_per_kwh": 0.3, "hours": [0, 12]}], "assign": "default"}]')  # fmt: skip
+    entities = tmp_path / "entities.csv"
+    entities.write_text("entity_id,battery_capacity_kwh\nev-01,60\n")
+    locations = tmp_path / "locations.json"
+    locations.write_text('[{"label": "Home", "latitude": 95, "longitude": 4.3}]')
+    base = ("scale", "detect", "--readings", "r.parquet", "--out", str(tmp_path / "out"))
+    for option, path, message in (
+        ("--tariffs", tariffs, "12:00"),
+        ("--entities", entities, "entity_type"),
+        ("--locations", locations, "latitude must be"),
+    ):
+        result = cli(*base, option, str(path))
+        assert result.code == 2, result.err
+        assert message in result.err and len(result.err.strip().splitlines()) == 1

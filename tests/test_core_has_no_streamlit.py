@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 from tests.conftest import ROOT
 
@@ -28,3 +30,22 @@ def test_every_module_starts_with_a_docstring():
         if p.read_text().strip() and ast.get_docstring(ast.parse(p.read_text())) is None
     ]
     assert missing == []
+
+
+def test_only_the_spark_module_imports_pyspark_and_only_the_scale_command_loads_it():
+    importers = set()
+    for path in (ROOT / "core").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n.split(".")[0] == "pyspark" for n in names):
+                importers.add(str(path.relative_to(ROOT)))
+    assert importers <= {"core/scale/spark.py"}
+    probe = (
+        "import sys, core.cli, core.pipeline, core.api.app; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyspark' or m == 'core.scale.spark'))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

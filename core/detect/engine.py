@@ -17,6 +17,8 @@ The rules, in short (core/detect/README.md has them in full, with the reasons):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import polars as pl
 
 from core.detect.params import DetectParams
@@ -24,7 +26,7 @@ from core.detect.power import ISO, power_candidates
 from core.detect.prepare import BY, has_data, prepare
 from core.detect.registers import num, register_candidates
 from core.ids import session_id
-from core.schema import SESSIONS_SCHEMA, conform, empty_sessions
+from core.schema import SESSIONS_SCHEMA, UTC_TS, conform, empty_sessions
 
 # Highest rank first: (method, the column whose presence gives that method the stretch).
 RANKED = (("meter", "energy_kwh"), ("power", "power_kw"), ("counter", "energy_added_kwh"), ("soc", "soc_pct"))
@@ -38,6 +40,28 @@ def detect_sessions(
 
     `capacities` maps entity_id to battery capacity in kWh; the SoC method needs it (no capacity, no SoC sessions).
     """
+    return detect(readings, params, capacities).sessions
+
+
+# Where every candidate's evidence lies: listed or not (ongoing, too little energy, outranked).
+CANDIDATE_SCHEMA = pl.Schema({BY: pl.String(), "column": pl.String(), "evidence_from": UTC_TS, "evidence_to": UTC_TS})
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Sessions (SESSIONS_SCHEMA) and the candidates behind them (CANDIDATE_SCHEMA; `column` names the method's value).
+
+    core.scale.split places the seams between the chunks of a large entity where no candidate has evidence.
+    """
+
+    sessions: pl.DataFrame
+    candidates: pl.DataFrame
+
+
+def detect(
+    readings: pl.DataFrame, params: DetectParams = DetectParams(), capacities: dict[str, float] | None = None
+) -> Detection:
+    """`detect_sessions`, together with the evidence span of every candidate session."""
     df = prepare(readings, capacities)
     frames = []
     for rank, (kind, column) in enumerate(RANKED):
@@ -47,8 +71,14 @@ def detect_sessions(
         if found is not None and found.height:
             frames.append(found.with_columns(__rank=pl.lit(rank, dtype=pl.Int8)))
     if not frames:
-        return empty_sessions()
+        return Detection(empty_sessions(), pl.DataFrame(schema=CANDIDATE_SCHEMA))
     candidates = pl.concat(frames, how="vertical_relaxed").with_row_index("__cid")
+    spans = candidates.select(
+        BY,
+        pl.col("__rank").replace_strict(dict(enumerate(c for _, c in RANKED)), return_dtype=pl.String).alias("column"),
+        evidence_from="__open_ts",
+        evidence_to="__done_ts",
+    ).cast(dict(CANDIDATE_SCHEMA))
     candidates = _with_end(candidates, df, params)
     candidates = _resolve(candidates, df, params)
     sessions = candidates.filter(
@@ -57,7 +87,7 @@ def detect_sessions(
         & (pl.col("soc_rise_pct").is_null() | (pl.col("soc_rise_pct") >= params.soc_min_rise_pct))
     )
     if sessions.height == 0:
-        return empty_sessions()
+        return Detection(empty_sessions(), spans)
     if has_data(df, "energy_added_kwh"):
         sessions = _counter_energy(sessions, df, params)
     sessions = _enrich(sessions.sort(BY, "start_utc"), df)
@@ -74,7 +104,7 @@ def detect_sessions(
             strict=True,
         )
     ]
-    return conform(sessions.with_columns(session_id=pl.Series(ids, dtype=pl.String)), SESSIONS_SCHEMA)
+    return Detection(conform(sessions.with_columns(session_id=pl.Series(ids, dtype=pl.String)), SESSIONS_SCHEMA), spans)
 
 
 def _minutes(later: pl.Expr, earlier: pl.Expr) -> pl.Expr:

@@ -17,7 +17,7 @@ from core.importers import ImportOptions, ParsedFile
 from core.importers.readings import load_table
 from core.importers.rules import check_entity_id, parse_number, reject_frame, require_columns
 from core.importers.times import check_timezone, parse_times
-from core.schema import ENTITIES_SCHEMA, SESSIONS_SCHEMA, conform
+from core.schema import ENTITIES_SCHEMA, ENTITY_TYPE_ALIASES, SESSIONS_SCHEMA, conform
 
 
 @dataclass(frozen=True)
@@ -119,13 +119,25 @@ def parse(path: Path, name: str, options: ImportOptions, table: pl.DataFrame | N
     good = frame.join(rejects.select(pl.col("row").alias("__row")).unique(), on="__row", how="anti").sort("__row")
     good = good.filter(pl.col("start_utc").is_not_null() & pl.col("end_utc").is_not_null())
     sessions = _sessions(good, "plug_in_utc" not in good.columns)
-    entity_type = options.entity_type or "ChargePoint"
-    entities = conform(
-        sessions.select("entity_id").unique(maintain_order=True).with_columns(entity_type=pl.lit(entity_type)),
-        ENTITIES_SCHEMA,
-    )
+    entities = conform(_entity_types(sessions, table, layout, options), ENTITIES_SCHEMA)
     return ParsedFile(name=name, format=layout.format, rows_read=table.height, sessions=sessions,
                       entities=entities, rejects=rejects, ambiguous=counts[0], nonexistent=counts[1])  # fmt: skip
+
+
+def _entity_types(sessions: pl.DataFrame, table: pl.DataFrame, layout: SessionLayout, options: ImportOptions):
+    """entity_id, entity_type of the sessions' entities: --entity-type, else a ChargeLens export's own
+    entity_type column (as `scale detect` writes it too), else ChargePoint (charge points measure sessions)."""
+    ids = sessions.select("entity_id").unique(maintain_order=True)
+    if options.entity_type or layout is not LAYOUTS["export"] or "entity_type" not in table.columns:
+        return ids.with_columns(entity_type=pl.lit(options.entity_type or "ChargePoint"))
+    raw = pl.col(layout.entity).cast(pl.String).str.strip_chars()
+    kind = pl.col("entity_type").cast(pl.String).str.strip_chars()
+    named = (
+        table.select(entity_id=raw, entity_type=kind.replace(ENTITY_TYPE_ALIASES))
+        .filter(pl.col("entity_type").is_not_null() & (pl.col("entity_type") != ""))
+        .unique("entity_id", keep="first", maintain_order=True)
+    )
+    return ids.join(named, on="entity_id", how="left").with_columns(pl.col("entity_type").fill_null("ChargePoint"))
 
 
 def _sessions(good: pl.DataFrame, arrival_only: bool) -> pl.DataFrame:
