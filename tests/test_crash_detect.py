@@ -59,16 +59,19 @@ def test_kill_9_during_detection_keeps_the_old_sessions_or_all_new_ones(tmp_path
     full = time.monotonic() - started
     after = state(done)
     assert after != before and after[2] == 45
-    kept_old = 0
-    for fraction in (0.3, 0.55, 0.75, 0.9):
+    killed_running = []
+    for fraction in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
         db = tmp_path / f"crash-{fraction}.duckdb"
         shutil.copy(base, db)
         proc = run(db, *REDETECT)
         time.sleep(full * fraction)
-        if proc.poll() is None:
+        running = proc.poll() is None
+        if running:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
         reopened = state(db)
         assert reopened in (before, after), (fraction, reopened)
-        kept_old += reopened == before
-    assert kept_old >= 2  # most kills land inside the transaction
+        if running:
+            killed_running.append(reopened == before)
+    # a kill of a running re-detection never leaves a part of it (asserted above), and it did land in some runs
+    assert killed_running and any(killed_running), killed_running
