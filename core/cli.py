@@ -367,8 +367,7 @@ def cmd_ingest(args) -> int:
     if len(paths) > 1:
         total = ImportSummary("total")
         for s in summaries:
-            for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
-                setattr(total, key, getattr(total, key) + getattr(s, key))
+            total.add(s)
         print(total.line())
     if args.rejects:
         import polars as pl

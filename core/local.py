@@ -16,10 +16,9 @@ from core import credentials
 from core.errors import ChargeLensError, InputError
 from core.importers import ImportOptions
 from core.importers.rules import reject_frame
-from core.pipeline import ImportSummary, Progress
+from core.pipeline import COUNTS, ImportSummary, Progress
 
 POLL_S = 0.2
-COUNTS = ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent")
 
 
 class ServerUnreachable(ChargeLensError):

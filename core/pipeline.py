@@ -25,6 +25,16 @@ from core.importers.rules import reject_frame
 from core.schema import READING_VALUE_COLUMNS, READINGS_SCHEMA, conform
 from core.store import Store
 
+COUNTS = (
+    "read",
+    "stored",
+    "duplicate",
+    "conflict",
+    "rejected",
+    "ambiguous",
+    "nonexistent",
+)  # the counts of an ImportSummary
+
 
 @dataclass
 class ImportSummary:
@@ -38,6 +48,11 @@ class ImportSummary:
     nonexistent: int = 0
     import_id: str = ""
     rejects: pl.DataFrame = field(default_factory=reject_frame)
+
+    def add(self, other: ImportSummary) -> None:
+        """Count `other` in (its rows, not its rejects)."""
+        for key in COUNTS:
+            setattr(self, key, getattr(self, key) + getattr(other, key))
 
     def line(self) -> str:
         text = (
@@ -102,8 +117,7 @@ def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str, 
             progress(0.8 * position / size, f"{rows:,} rows read and stored")
         summary = ImportSummary(name=name, import_id=import_id)
         for part in parts:
-            for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
-                setattr(summary, key, getattr(summary, key) + getattr(part, key))
+            summary.add(part)
         summary.rejects = pl.concat([reject_frame(), *(p.rejects for p in parts)], how="vertical_relaxed")
         if summary.read == summary.rejected:
             _no_usable_row(name, summary.rejects)

@@ -195,8 +195,7 @@ class PullResult:
     def total(self) -> ImportSummary:
         total = ImportSummary("total")
         for pulled in self.entities:
-            for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
-                setattr(total, key, getattr(total, key) + getattr(pulled.summary, key))
+            total.add(pulled.summary)
         return total
 
 
@@ -363,8 +362,7 @@ def _land_chunk(store: Store, pulled: EntityPull, records: list[dict], offset: i
     parsed = readings_importer.parse(Path(name), name, options, table, first_line=offset + 1)
     parsed.format = "remote"
     summary = land(store, parsed)
-    for key in ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent"):
-        setattr(pulled.summary, key, getattr(pulled.summary, key) + getattr(summary, key))
+    pulled.summary.add(summary)
     pulled.summary.rejects = pl.concat([pulled.summary.rejects, summary.rejects])
     if parsed.readings.height:
         last = parsed.readings.get_column("ts").max()

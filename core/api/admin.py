@@ -17,7 +17,7 @@ from core.errors import ChargeLensError, InputError
 from core.importers import FORMATS, ImportOptions
 from core.importers.times import check_timezone
 from core.jobs import Jobs
-from core.pipeline import ingest_file
+from core.pipeline import COUNTS, ingest_file
 from core.settings import database_path
 from core.store import Store
 
@@ -78,10 +78,9 @@ def start_import(
 
     def work(progress) -> dict:
         summary = ingest_file(Store.open(db), saved, options, name=name, progress=progress)
-        counts = ("read", "stored", "duplicate", "conflict", "rejected", "ambiguous", "nonexistent")
         return {
             "summary": {"name": summary.name, "importId": summary.import_id, "line": summary.line(),
-                        **{k: getattr(summary, k) for k in counts}},
+                        **{k: getattr(summary, k) for k in COUNTS}},
             "rejects": summary.rejects.to_dicts(),
         }  # fmt: skip
 
