@@ -11,16 +11,21 @@ from ui.common import empty_state, literal, store
 from ui.detection import detection_panel
 from ui.filters import filter_bar, summary_line
 
+MAX_ROWS = 10_000  # the table the browser gets: 100 000 sessions are 24 MB of Arrow and take seconds to draw
+
 st.title("Sessions")
 db = store()
 flt = filter_bar(db, "sessions")
 detection_panel(db, flt.entity_ids)
-table = queries.sessions(db, flt)
-if table.height == 0:
+figures = queries.totals(db, flt)
+if figures["sessions"] == 0:
     empty_state("No sessions match.", "Import readings, switch session capture on for an entity, or widen the filter.")
     st.stop()
 
-st.caption(summary_line(table.height, table.get_column("energy_kwh").sum()))
+table = queries.latest_sessions(db, flt, MAX_ROWS)
+st.caption(summary_line(figures["sessions"], figures["energy_kwh"]))
+if table.height < figures["sessions"]:
+    st.caption(f"The table shows the {table.height:,} that started last; narrow the filter, or export them all.")
 shown = table.select([c for c in EXPORT_COLUMNS if c in table.columns]).with_columns(
     pl.col("^.*_kwh$", "^.*_kw$", "location_accuracy").round(3), pl.col("duration_min").round(1)
 )

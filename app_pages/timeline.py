@@ -56,7 +56,7 @@ charts.show(
 )
 
 left, right = st.columns(2)
-period = left.radio("Energy per", PERIODS, horizontal=True, key="energy-period")
+period = left.radio("Energy per", PERIODS, index=1, horizontal=True, key="energy-period")  # a year: 53 bars
 by = right.radio("Stacked by", list(STACKS), horizontal=True, key="energy-stack")
 charts.show(
     charts.energy_bars(queries.energy_by_period(db, flt, period, by, timezone), period, by, timezone),

@@ -2,15 +2,71 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from core.schema import READINGS_SCHEMA, conform
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`python -m core --db DB serve` on a free loopback port, as a user starts it (benchmarks and tests).
+
+    Its output goes to DB.log; it is ready when /api/health answers 200 within `wait_s` seconds."""
+
+    def __init__(self, db: Path, wait_s: float = 120.0):
+        self.db = db
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_")}
+        self.log = db.with_suffix(".log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core", "--db", str(db), "serve", "--port", str(self.port)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.started()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {db.with_suffix('.log').read_text()}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{self.url}/api/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer /api/health within {wait_s:.0f} s")
+
+    def started(self) -> None:
+        """Called once the process runs, before it answers (a subclass starts watching it here)."""
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
 
 
 def peak_rss_mb() -> float:

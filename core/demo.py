@@ -658,10 +658,11 @@ def _places(rng: np.random.Generator, count: int) -> list[tuple[float, float]]:
     return places
 
 
-def _tariff() -> dict:
+def two_band_tariff(name: str = "demo-two-band", currency: str = "EUR", valid_from: str = "2025-01-01") -> dict:
+    """The demo's tariff: 0.32 per kWh on weekdays 07:00-22:00 local, 0.21 otherwise, 21 % VAT."""
     return {
-        "name": "demo-two-band",
-        "currency": "EUR",
+        "name": name,
+        "currency": currency,
         "timezone": FLEET_TIMEZONE,
         "bands": [
             {"band": "t1", "price_per_kwh": 0.32, "days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "hours": [7, 22]},
@@ -674,7 +675,7 @@ def _tariff() -> dict:
         "vat_pct": 21,
         "min_per_session": None,
         "max_per_session": None,
-        "valid_from": "2025-01-01",
+        "valid_from": valid_from,
         "valid_to": None,
     }
 
@@ -768,6 +769,6 @@ def generate(seed: int = 1) -> DemoFleet:
         readings=readings,
         truth=truth_frame,
         locations=locations,
-        tariff=_tariff(),
+        tariff=two_band_tariff(),
         true_capacity_kwh={car.entity_id: car.capacity_kwh for car in _CARS},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import polars as pl
@@ -79,6 +79,17 @@ def sessions_query(flt: SessionFilter) -> Query:
 
 def sessions(store: Store, flt: SessionFilter = SessionFilter()) -> pl.DataFrame:
     return store.frame(sessions_query(flt))
+
+
+def latest_sessions(store: Store, flt: SessionFilter, limit: int) -> pl.DataFrame:
+    """The `limit` filtered sessions that start last, in start order: a table a page can send to the browser
+    (100 000 sessions are about 24 MB of Arrow to decode and draw)."""
+    query = sessions_query(replace(flt, limit=None))
+    return store.frame(
+        f"SELECT * FROM (SELECT * FROM ({query.sql}) ORDER BY start_utc DESC, entity_id DESC, session_id DESC "
+        "LIMIT ?) ORDER BY start_utc, entity_id, session_id",
+        [*query.params, limit],
+    )
 
 
 def overview(store: Store) -> dict:
@@ -372,12 +383,16 @@ def reading_gaps(store: Store, max_gap_min: float) -> pl.DataFrame:
     """Entities whose readings have gaps longer than `max_gap_min`: how many and the longest, most gaps first."""
     # No two readings inside one time bucket `max_gap_min` wide are that far apart, so every long gap runs from the
     # last reading of one non-empty bucket to the first of the next: the window runs over buckets, not readings
-    # (10 million readings: 1.5 s instead of 8 to 12 s).
+    # (10 million readings: 1.5 s instead of 8 to 12 s). Buckets and ends are whole microseconds, not timestamps
+    # and doubles: with readings sparser than the buckets (nearly one bucket per reading) that is 2.6 times faster.
+    # Counted from 0001-01-01 they are never negative, so // floors; the gap counts millisecond boundaries, as
+    # date_diff('millisecond', ...) does.
     return store.frame(
-        "WITH b AS (SELECT entity_id, floor(epoch(ts) / (? * 60)) AS bucket, min(ts) AS first_ts, max(ts) AS last_ts "
-        "FROM readings GROUP BY ALL), "
-        "g AS (SELECT entity_id, date_diff('millisecond', lag(last_ts) OVER (PARTITION BY entity_id ORDER BY bucket), "
-        "first_ts) / 1000.0 AS gap_s FROM b) "
+        "WITH r AS (SELECT entity_id, epoch_us(ts) + 62135596800000000 AS us FROM readings), "
+        "b AS (SELECT entity_id, us // CAST(? * 60000000.0 AS BIGINT) AS bucket, min(us) AS first_us, "
+        "max(us) AS last_us FROM r GROUP BY ALL), "
+        "g AS (SELECT entity_id, (first_us // 1000 - lag(last_us // 1000) OVER (PARTITION BY entity_id "
+        "ORDER BY bucket)) / 1000.0 AS gap_s FROM b) "
         "SELECT entity_id, count(*) AS gaps, (max(gap_s) / 60.0)::DOUBLE AS longest_gap_min FROM g "
         "WHERE gap_s > ? * 60 GROUP BY entity_id ORDER BY gaps DESC, longest_gap_min DESC, entity_id",
         [max_gap_min, max_gap_min],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import free_port  # noqa: F401  (tests import it from here)
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,12 +50,6 @@ def cli(db_path: Path):
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
     return run
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def assert_no_traceback(text: str) -> None:

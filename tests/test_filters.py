@@ -118,3 +118,14 @@ def test_a_shared_url_opens_the_same_view(db, key):
     assert summary(at) == [expected(path, flt)]
     assert at.multiselect(key=f"{key}-entities").value == ["ev-01", "cp-02"]
     assert at.selectbox(key=f"{key}-source").value == "detected"
+
+
+def test_the_sessions_table_holds_the_latest_filtered_sessions_in_start_order(db):
+    from core.queries import latest_sessions, sessions
+
+    store = Store.open(db[0])
+    flt = SessionFilter(entity_type="EV")
+    every = sessions(store, flt).sort("start_utc", "entity_id", "session_id")
+    latest = latest_sessions(store, flt, 7)
+    assert latest.get_column("session_id").to_list() == every.tail(7).get_column("session_id").to_list()
+    assert latest_sessions(store, flt, 10**6).equals(every)

@@ -124,3 +124,89 @@ def test_cli_suggest_shows_rounded_centres_and_accepts(tmp_path, capsys):
     assert "Fast charger" in labels
     assert main(["--db", db, "locations", "suggest", "--accept", "99"]) == 2
     Store.close_all()
+
+
+def _positions(rows, start=None) -> pl.DataFrame:
+    """Sessions for suggest_places at the given (latitude, longitude) rows, all starting at 03:00 UTC."""
+    from datetime import UTC, datetime
+
+    start = start or datetime(2025, 3, 4, 3, tzinfo=UTC)
+    return pl.DataFrame(
+        {
+            "session_id": [f"s{i:06d}" for i in range(len(rows))],
+            "entity_id": "ev",
+            "start_utc": [start] * len(rows),
+            "energy_kwh": 1.0,
+            "latitude": [r[0] for r in rows],
+            "longitude": [r[1] for r in rows],
+        }
+    )
+
+
+def _reference_clusters(rows, eps_m=60.0, min_points=3) -> list[set[int]]:
+    """Textbook DBSCAN over every pair of points (quadratic; small inputs only): the clusters as sets of rows."""
+    n = len(rows)
+    lat = [math.radians(r[0]) for r in rows]
+    lon = [math.radians(r[1]) for r in rows]
+
+    def dist(i, j):
+        dlat, dlon = lat[j] - lat[i], lon[j] - lon[i]
+        a = math.sin(dlat / 2) ** 2 + math.cos(lat[i]) * math.cos(lat[j]) * math.sin(dlon / 2) ** 2
+        return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+    near = [[j for j in range(n) if dist(i, j) <= eps_m] for i in range(n)]
+    core = [len(near[i]) >= min_points for i in range(n)]
+    label = [-1] * n
+    for i in range(n):
+        if core[i] and label[i] == -1:
+            label[i], todo = i, [i]
+            while todo:
+                k = todo.pop()
+                for j in near[k]:
+                    if label[j] == -1:
+                        label[j] = i
+                        if core[j]:
+                            todo.append(j)
+    clusters: dict[int, set[int]] = {}
+    for i, c in enumerate(label):
+        if c >= 0:
+            clusters.setdefault(c, set()).add(i)
+    return sorted(clusters.values(), key=len, reverse=True)
+
+
+def test_suggestions_match_textbook_dbscan_on_separated_places():
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    for place in range(8):  # places 2 km apart with 3 to 40 sessions scattered over 20 m, then lone positions
+        lat, lon = 50.0 + place * 0.018, 4.0
+        rows += [(lat + rng.gauss(0, 10) * METRE_LAT, lon + rng.gauss(0, 10) * METRE_LAT / 0.64)
+                 for _ in range(rng.randint(3, 40))]  # fmt: skip
+    rows += [(51.0 + k * 0.01, 5.0) for k in range(10)]
+    proposals = suggest_places(_positions(rows), "UTC")
+    expected = _reference_clusters(rows)
+    assert proposals.get_column("sessions").to_list() == [len(c) for c in expected]
+    assert len(expected) == 8
+
+
+def test_suggestions_chain_of_core_points_is_one_place_and_pairs_are_noise():
+    # Triples 50 m apart along a meridian chain into one cluster; pairs 70 m apart stay noise.
+    chain = [(50.0 + k * 50 * METRE_LAT, 4.0) for k in range(6) for _ in range(3)]
+    pairs = [(52.0 + k * 100 * METRE_LAT, 4.0) for k in range(5) for _ in range(2)]
+    proposals = suggest_places(_positions(chain + pairs), "UTC")
+    assert proposals.get_column("sessions").to_list() == [18]
+    assert proposals.item(0, "latitude") == pytest.approx(50.0 + 125 * METRE_LAT, abs=1e-9)
+
+
+def test_suggestions_for_a_busy_depot_with_jittered_positions_and_across_the_antimeridian():
+    import random
+
+    rng = random.Random(3)
+    depot = [(48.0 + rng.uniform(-25, 25) * METRE_LAT, 2.0 + rng.uniform(-25, 25) * METRE_LAT / 0.67)
+             for _ in range(30_000)]  # fmt: skip
+    dateline = [(10.0, 179.99990), (10.0, 179.99995), (10.0, -179.99995), (10.0, -179.99990)]
+    proposals = suggest_places(_positions(depot + dateline), "UTC")
+    assert proposals.get_column("sessions").to_list() == [30_000, 4]
+    assert abs(proposals.item(0, "latitude") - 48.0) < 5 * METRE_LAT
+    assert abs(proposals.item(1, "longitude")) > 179.9  # not averaged to 0 across the antimeridian

@@ -19,7 +19,7 @@ from ui.common import literal
 
 TITLES = [
     "Sessions per entity",
-    "Energy per day, by location",
+    "Energy per week, by location",
     "Session starts by weekday and hour",
     "Distributions",
     "Plug-in time: charging and idle",
@@ -207,3 +207,15 @@ def test_overview_shows_location_shares_costs_and_quality_notes(demo, demo_sessi
     assert notes["note"].str.startswith("FeatureNotSupported").tolist()[-1]
     captions = " ".join(c.value for c in at.caption)
     assert "No entity has a gap longer than 60 min" in captions and "No rows were rejected" in captions
+
+
+def test_the_timeline_is_one_svg_path_up_to_5000_sessions_and_webgl_beyond():
+    from ui.charts import SVG_MAX_POINTS, sessions_timeline
+
+    def segments(n):
+        return pl.DataFrame({"x": ["2025-01-01 00:00:00", "2025-01-01 01:00:00", None] * n,
+                             "y": ["ev", "ev", None] * n, "energy_kwh": [1.0, 1.0, None] * n})  # fmt: skip
+
+    assert SVG_MAX_POINTS == 3 * 5000
+    assert [t.type for t in sessions_timeline(segments(5000), "UTC").data] == ["scatter"]
+    assert [t.type for t in sessions_timeline(segments(5001), "UTC").data] == ["scattergl"]

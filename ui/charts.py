@@ -51,14 +51,21 @@ def show(fig: go.Figure, caption: str, key: str) -> None:
     )
 
 
-def sessions_timeline(segments: pl.DataFrame, timezone: str) -> go.Figure:
-    """Sessions as one Scattergl trace of thick segments (start, end, gap) per entity row.
+SVG_MAX_POINTS = 15_000  # a timeline of up to 5 000 sessions (3 points each) is drawn as SVG, larger ones by WebGL
 
-    `segments` comes from core.queries.timeline_segments. Categories are ordered rather than the axis reversed:
-    a reversed Scattergl y axis collapses every point onto one line inside Streamlit."""
+
+def sessions_timeline(segments: pl.DataFrame, timezone: str) -> go.Figure:
+    """Sessions as one trace of thick segments (start, end, gap) per entity row.
+
+    `segments` comes from core.queries.timeline_segments. Up to 5 000 sessions the trace is SVG (a short path per
+    session), which the browser draws faster than it sets up a WebGL context (measured with bench/bench_pages.py on
+    a machine without a GPU: 1.5 s instead of 4 s after a filter change); beyond, Scattergl. Categories are
+    ordered rather than the axis reversed: a reversed Scattergl y axis collapses every point onto one line inside
+    Streamlit."""
     entities = segments.get_column("y").drop_nulls().unique().sort().to_list()
+    trace = go.Scatter if segments.height <= SVG_MAX_POINTS else go.Scattergl
     fig = go.Figure(
-        go.Scattergl(
+        trace(
             x=segments.get_column("x").to_numpy(),
             y=segments.get_column("y").to_numpy(),
             customdata=segments.get_column("energy_kwh").to_numpy(),
@@ -132,10 +139,15 @@ def distributions(bins: pl.DataFrame) -> go.Figure:
 
 def plug_idle(idle: pl.DataFrame) -> go.Figure:
     """Per entity: hours charging and hours plugged in but idle (core.queries.plug_idle)."""
-    shares = [f"{share:.0%} idle" for share in idle.get_column("idle_share").fill_null(0).to_list()]
+    # The idle share is in the hover, not printed on the bars: plotly measures every bar's text before drawing,
+    # which takes seconds for a fleet of hundreds of entities.
+    share = idle.get_column("idle_share").fill_null(0).to_numpy()
     fig = go.Figure()
-    fig.add_bar(x=idle["entity_id"].to_list(), y=idle["charging_h"].to_numpy(), name="charging")
-    fig.add_bar(x=idle["entity_id"].to_list(), y=idle["idle_h"].to_numpy(), name="plugged in, idle", text=shares)
+    entities = idle["entity_id"].to_list()
+    fig.add_bar(x=entities, y=idle["charging_h"].to_numpy(), name="charging",
+                hovertemplate="%{x}: %{y:.1f} h charging<extra></extra>")  # fmt: skip
+    fig.add_bar(x=entities, y=idle["idle_h"].to_numpy(), name="plugged in, idle", customdata=share,
+                hovertemplate="%{x}: %{y:.1f} h idle, %{customdata:.0%} of plugged-in time<extra></extra>")  # fmt: skip
     fig.update_xaxes(type="category", title=None)
     fig.update_yaxes(title="Hours")
     fig.update_layout(title="Plug-in time: charging and idle", barmode="stack", height=420)

@@ -18,19 +18,21 @@ def open_timeline(page, url: str) -> None:
     page.goto(f"{url}/timeline")
     expect(page.get_by_role("heading", name="Timeline", level=1)).to_be_visible(timeout=30_000)
     expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(5, timeout=60_000)
-    for title in ("Sessions per entity", "Energy per day, by location", "Session starts by weekday and hour"):
+    for title in ("Sessions per entity", "Energy per week, by location", "Session starts by weekday and hour"):
         expect(page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text=title)).to_have_count(1, timeout=30_000)
 
 
 def test_timeline_draws_every_chart_and_downloads_a_png(demo_server, page, tmp_path):
     page.set_viewport_size({"width": 1400, "height": 2400})  # the main area scrolls inside itself: a tall window
     open_timeline(page, demo_server.url)
-    # Scattergl draws on a WebGL canvas; the heatmap and bars draw SVG shapes.
-    expect(page.locator('[data-testid="stPlotlyChart"]').first.locator("canvas").first).to_be_attached()
+    # The opening window's sessions are SVG (one line segment per session, no WebGL canvas); the heatmap draws an
+    # image, the bars SVG shapes.
+    timeline = page.locator('[data-testid="stPlotlyChart"]').first
+    expect(timeline.locator(".scatterlayer path.js-line").first).to_be_attached()
+    expect(timeline.locator("canvas")).to_have_count(0)
     heatmap = page.locator('[data-testid="stPlotlyChart"] .hm image')
     expect(heatmap).to_have_count(1, timeout=30_000)
     expect(page.get_by_text(re.compile(r"the most recent \d+ of \d+ filtered sessions"))).to_be_visible()
-    page.wait_for_timeout(1500)  # let the WebGL trace paint before the screenshot
     shot(page, "timeline")
 
     with page.expect_download(timeout=120_000) as download:
