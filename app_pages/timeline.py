@@ -10,6 +10,7 @@ from ui.filters import ALL, filter_bar, show_totals
 RECENT_DAYS, MAX_SESSIONS = 30, 5000
 PERIODS = ("day", "week", "month")
 STACKS = {"location": "best-matching location label", "method": "how the energy was measured (method)"}
+TABS = ["Energy per period", "Start hours", "Distributions", "Idle time"]
 
 st.title("Timeline")
 db = store()
@@ -55,32 +56,42 @@ charts.show(
     "sessions-timeline",
 )
 
-left, right = st.columns(2)
-period = left.radio("Energy per", PERIODS, index=1, horizontal=True, key="energy-period")  # a year: 53 bars
-by = right.radio("Stacked by", list(STACKS), horizontal=True, key="energy-stack")
-charts.show(
-    charts.energy_bars(queries.energy_by_period(db, flt, period, by, timezone), period, by, timezone),
-    f"Energy of the sessions that started in each {period} ({timezone}), stacked by {STACKS[by]}.",
-    "energy",
-)
-charts.show(
-    charts.start_heatmap(queries.start_heatmap(db, flt, timezone), timezone),
-    f"Number of sessions by the weekday and hour they started, in {timezone}.",
-    "start-heatmap",
-)
-charts.show(
-    charts.distributions(queries.distributions(db, flt)),
-    "How long sessions last, the energy they take, their average power and the state of charge at start and end "
-    "(unknown values left out).",
-    "distributions",
-)
-idle = queries.plug_idle(db, flt)
-if idle.height:
-    charts.show(
-        charts.plug_idle(idle),
-        "Hours charging and hours plugged in without charging per entity, for sessions with known plug-in and "
-        "plug-out times.",
-        "plug-idle",
-    )
-else:
-    st.caption("No filtered session has known plug-in and plug-out times, so idle time cannot be shown.")
+# One analysis at a time: only the open tab runs and draws (five charts at once took seconds to draw).
+energy_tab, hours_tab, spread_tab, idle_tab = st.tabs(TABS, key="timeline-tab", on_change="rerun")
+if energy_tab.open:
+    with energy_tab:
+        left, right = st.columns(2)
+        period = left.radio("Energy per", PERIODS, index=1, horizontal=True, key="energy-period")  # a year: 53 bars
+        by = right.radio("Stacked by", list(STACKS), horizontal=True, key="energy-stack")
+        charts.show(
+            charts.energy_bars(queries.energy_by_period(db, flt, period, by, timezone), period, by, timezone),
+            f"Energy of the sessions that started in each {period} ({timezone}), stacked by {STACKS[by]}.",
+            "energy",
+        )
+if hours_tab.open:
+    with hours_tab:
+        charts.show(
+            charts.start_heatmap(queries.start_heatmap(db, flt, timezone), timezone),
+            f"Number of sessions by the weekday and hour they started, in {timezone}.",
+            "start-heatmap",
+        )
+if spread_tab.open:
+    with spread_tab:
+        charts.show(
+            charts.distributions(queries.distributions(db, flt)),
+            "How long sessions last, the energy they take, their average power and the state of charge at start "
+            "and end (unknown values left out).",
+            "distributions",
+        )
+if idle_tab.open:
+    with idle_tab:
+        idle = queries.plug_idle(db, flt)
+        if idle.height:
+            charts.show(
+                charts.plug_idle(idle),
+                "Hours charging and hours plugged in without charging per entity, for sessions with known plug-in "
+                "and plug-out times.",
+                "plug-idle",
+            )
+        else:
+            st.caption("No filtered session has known plug-in and plug-out times, so idle time cannot be shown.")

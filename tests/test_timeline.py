@@ -24,6 +24,7 @@ TITLES = [
     "Distributions",
     "Plug-in time: charging and idle",
 ]
+TABS = ["Energy per period", "Start hours", "Distributions", "Idle time"]
 
 
 def timeline_caption(at) -> str:
@@ -46,6 +47,23 @@ def charts(at: AppTest) -> list[dict]:
 
 def titles(at: AppTest) -> list[str]:
     return [spec["layout"]["title"]["text"] for spec in charts(at)]
+
+
+def every_tab(at: AppTest) -> list[str]:
+    """The sessions timeline, then the chart of each analysis tab, opened one after the other (only the open tab
+    runs); back on the first tab at the end."""
+    assert [tab.label for tab in at.tabs] == TABS
+    first = titles(at)[:1]
+    shown = list(first)
+    for label in TABS:
+        at.session_state["timeline-tab"] = label
+        at.run()
+        assert_fine(at)
+        assert titles(at)[:1] == first
+        shown += titles(at)[1:]
+    at.session_state["timeline-tab"] = TABS[0]
+    at.run()
+    return shown
 
 
 def assert_fine(at: AppTest) -> None:
@@ -101,7 +119,7 @@ def test_empty_database_shows_empty_states(db_path, monkeypatch):
 def test_demo_opens_on_the_last_30_days_with_every_chart(demo, demo_sessions):
     at = timeline()
     assert_fine(at)
-    assert titles(at) == TITLES
+    assert titles(at) == TITLES[:2]  # the timeline and the open tab's chart, nothing of the other tabs
     shown = opening_view(demo_sessions)
     assert 0 < shown.height < demo_sessions.height
     expected = (
@@ -110,8 +128,9 @@ def test_demo_opens_on_the_last_30_days_with_every_chart(demo, demo_sessions):
     assert expected in timeline_caption(at)
     assert len(charts(at)[0]["data"][0]["y"]) == 3 * shown.height  # one segment (start, end, gap) per session
     labels = [b.label for b in at.get("download_button")]
-    assert labels == ["Download CSV", "Download HTML"] + ["Download PNG"] * 5
+    assert labels == ["Download CSV", "Download HTML"] + ["Download PNG"] * 2
     assert at.selectbox(key="report-month").options == ["2025-04", "2025-03", "2025-02"]
+    assert every_tab(at) == TITLES
 
 
 def test_whole_period_is_one_click_away(demo, demo_sessions):
@@ -179,7 +198,15 @@ def test_filters_with_sessions_draw_without_error(demo, choice):
     at.toggle(key="whole-period").set_value(True)
     at.run()
     assert_fine(at)
-    assert titles(at)[:4] == TITLES[:4]
+    shown = every_tab(at)
+    assert shown[:4] == TITLES[:4]
+    if choice == {"timeline-entities": ["cp-01"]}:
+        assert len(shown) == 4  # no plug-in times: the idle tab says so in a sentence instead of a chart
+        at.session_state["timeline-tab"] = "Idle time"
+        at.run()
+        assert any("idle time cannot be shown" in c.value for c in at.caption)
+    else:
+        assert shown == TITLES
 
 
 def test_report_selectors(demo):

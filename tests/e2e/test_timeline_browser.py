@@ -17,9 +17,16 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def open_timeline(page, url: str) -> None:
     page.goto(f"{url}/timeline")
     expect(page.get_by_role("heading", name="Timeline", level=1)).to_be_visible(timeout=30_000)
-    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(5, timeout=60_000)
-    for title in ("Sessions per entity", "Energy per week, by location", "Session starts by weekday and hour"):
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2, timeout=60_000)  # the timeline, one tab
+    for title in ("Sessions per entity", "Energy per week, by location"):
         expect(page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text=title)).to_have_count(1, timeout=30_000)
+
+
+def open_tab(page, label: str, title: str) -> None:
+    """Open an analysis tab: its chart replaces the previous tab's (only the open tab runs)."""
+    page.get_by_role("tab", name=label).click()
+    expect(page.locator('[data-testid="stPlotlyChart"] .gtitle', has_text=title)).to_have_count(1, timeout=30_000)
+    expect(page.locator('[data-testid="stPlotlyChart"]')).to_have_count(2, timeout=30_000)
 
 
 def test_timeline_draws_every_chart_and_downloads_a_png(demo_server, page, tmp_path):
@@ -30,10 +37,13 @@ def test_timeline_draws_every_chart_and_downloads_a_png(demo_server, page, tmp_p
     timeline = page.locator('[data-testid="stPlotlyChart"]').first
     expect(timeline.locator(".scatterlayer path.js-line").first).to_be_attached()
     expect(timeline.locator("canvas")).to_have_count(0)
-    heatmap = page.locator('[data-testid="stPlotlyChart"] .hm image')
-    expect(heatmap).to_have_count(1, timeout=30_000)
     expect(page.get_by_text(re.compile(r"the most recent \d+ of \d+ filtered sessions"))).to_be_visible()
     shot(page, "timeline")
+    open_tab(page, "Start hours", "Session starts by weekday and hour")
+    expect(page.locator('[data-testid="stPlotlyChart"] .hm image')).to_have_count(1, timeout=30_000)
+    open_tab(page, "Distributions", "Distributions")
+    open_tab(page, "Idle time", "Plug-in time: charging and idle")
+    shot(page, "timeline-idle-tab")
 
     with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Download PNG").first.click()
