@@ -13,7 +13,7 @@ from core.features import CAPTURE
 from core.settings import database_path
 from ui.common import empty_state, feature_client, literal, shown_errors, store
 
-MAX_TOGGLES = 200
+MAX_TOGGLES = 50  # a switch per entity: hundreds of them take seconds to draw; the search narrows
 
 
 def remote_section(db) -> None:

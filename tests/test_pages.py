@@ -129,3 +129,23 @@ def test_costs_page_creates_a_tariff_with_dynamic_prices_only(empty_db):
     assert store.frame("SELECT price_per_kwh FROM prices WHERE tariff = 'spot' ORDER BY ts")[
         "price_per_kwh"
     ].to_list() == [0.10, 0.12, 0.09]
+
+
+def test_entities_page_shows_50_switches_and_the_search_narrows(empty_db, tmp_path):
+    from core.importers import ImportOptions
+    from core.pipeline import ingest_file
+
+    readings = tmp_path / "fleet.csv"
+    rows = [f"ev-{n:03d},2025-02-01T10:00:00Z,1.5" for n in range(60)]
+    readings.write_text("entity_id,ts,power_kw\n" + "\n".join(rows) + "\n")
+    ingest_file(Store.open(empty_db), readings, ImportOptions())
+    at = render("entities")
+    assert not at.exception
+
+    def switches() -> list[str]:
+        return [t.key for t in at.toggle if (t.key or "").startswith("capture-")]
+
+    assert switches() == [f"capture-ev-{n:03d}" for n in range(50)]
+    assert "60 entities; showing the first 50. Narrow the search to see others." in [c.value for c in at.caption]
+    next(t for t in at.text_input if t.label == "Find entities").input("ev-05").run()
+    assert switches() == [f"capture-ev-05{n}" for n in range(10)]
