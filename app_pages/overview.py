@@ -18,6 +18,7 @@ KPIS = (
     Kpi("Energy (kWh)", "energy_kwh", "{:,.1f}", "Of the filter above."),
 )
 RECENT_IMPORTS = 10
+RECENT_JOBS = 20
 NO_TARIFF = "no tariff"  # how core.queries.cost_per_currency names sessions without a tariff
 TOP_GAPS = 5
 
@@ -121,3 +122,10 @@ for found, problem, fine, rows in NOTES:
 
 st.subheader("Recent imports")
 st.dataframe(queries.imports(db, RECENT_IMPORTS).drop("import_id"), hide_index=True, width="stretch")
+
+st.subheader("Jobs")
+st.caption(
+    f"Imports, detections and remote pulls, running ones first; times in {timezone}. Interrupted: its process "
+    "ended midway and nothing of it was kept."
+)
+st.dataframe(queries.jobs(db, timezone, RECENT_JOBS), hide_index=True, width="stretch")

@@ -110,7 +110,12 @@ class PlatformClient:
         self.close()
 
     def __repr__(self) -> str:  # never show the secret or the token
-        return f"PlatformClient({str(self._http.base_url)!r}, client_id={self._client_id!r})"
+        return f"PlatformClient({self.url!r}, client_id={self._client_id!r})"
+
+    @property
+    def url(self) -> str:
+        """The platform's API address (never the credentials)."""
+        return str(self._http.base_url)
 
     # -- entities and their settings --------------------------------------------------------------------
     def entities(self, *, page_size: int | None = None) -> Iterator[dict]:

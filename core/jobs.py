@@ -1,27 +1,79 @@
-"""Long work of the serving process (imports sent by the CLI while the server holds the database), one job at a time.
+"""Long work: the job table every import, detection and remote pull is recorded in, and the serving process's queue.
 
-A job is queued, then running (with its progress, 0..1), then done (with its result) or failed (with one sentence).
-Jobs run one after the other on a single worker thread, as DuckDB takes one writer at a time anyway; readers of the
-API and the pages go on meanwhile and see the database before the job's transaction or after it, never between.
-Jobs live as long as the server; the work itself is in the database.
+`recorded` writes a row of the `jobs` table when long work starts (running) and when it ends (done, with one line of
+outcome, or failed, with the sentence the user got). Rows are written in transactions of their own, outside the
+work's, so a job killed midway stays `running` in the file while its work is rolled back; the next process that
+opens the database (only one can) marks it `interrupted` (core.store). The Overview page lists the table.
+
+`Jobs` is the serving process's queue for work sent by the CLI while the server holds the database: a job is
+queued, then running (with its progress, 0..1), then done (with its result) or failed (with one sentence). Jobs
+run one after the other on a single worker thread, as DuckDB takes one writer at a time anyway; readers of the API
+and the pages go on meanwhile and see the database before the job's transaction or after it, never between.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from core.errors import ChargeLensError, NotFound
+
+if TYPE_CHECKING:
+    from core.store import Store
 
 log = logging.getLogger("chargelens.jobs")
 KEEP = 200  # finished jobs remembered
 
 Progress = Callable[[float, str], None]
+UNEXPECTED = "The job failed unexpectedly; it was logged. Try again."
+_inside = contextvars.ContextVar("chargelens_job", default=None)  # the recorded job this work is part of
+
+
+@dataclass
+class Outcome:
+    """What a recorded job says when it ends: one line for the job table."""
+
+    line: str = ""
+
+
+@contextlib.contextmanager
+def recorded(store: Store, kind: str, subject: str) -> Iterator[Outcome]:
+    """Record the work inside as one job of the table (kind: import, detect, remote pull; subject: what it works
+    on). Work that runs inside another recorded job is part of that one and gets no row of its own."""
+    if _inside.get() is not None:
+        yield Outcome()
+        return
+    job_id = uuid.uuid4().hex
+    store.cursor().execute(
+        "INSERT INTO jobs (job_id, kind, subject, state, started) VALUES (?, ?, ?, 'running', now())",
+        [job_id, kind, subject[:500]],
+    )
+    outcome, token = Outcome(), _inside.set(job_id)
+    try:
+        yield outcome
+    except BaseException as exc:
+        error = getattr(exc, "detail", None) or UNEXPECTED  # ChargeLensError and PlatformError carry one sentence
+        with contextlib.suppress(Exception):  # a full or read-only disk: the error the user sees is the work's
+            _end(store, job_id, "failed", error)
+        raise
+    else:
+        _end(store, job_id, "done", outcome.line)
+    finally:
+        _inside.reset(token)
+
+
+def _end(store: Store, job_id: str, state: str, outcome: str) -> None:
+    store.cursor().execute(
+        "UPDATE jobs SET state = ?, outcome = ?, finished = now() WHERE job_id = ?", [state, outcome[:1000], job_id]
+    )
 
 
 @dataclass
@@ -83,7 +135,7 @@ class Jobs:
             job.error, job.state = exc.detail, "failed"
         except Exception:  # logged for the operator; the client gets one sentence
             log.exception("job %s (%s) failed", job.id, job.kind)
-            job.error, job.state = "The job failed unexpectedly; it was logged on the server. Try again.", "failed"
+            job.error, job.state = UNEXPECTED, "failed"
         finally:
             if cleanup is not None:
                 cleanup()

@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from core import jobs, pricing
 from core import locations as locations_mod
-from core import pricing
 from core.detect import DetectParams, detect_sessions
 from core.errors import InputError, NotFound
 from core.features import CAPTURE, capture_refusal, check_feature_name
@@ -74,11 +74,17 @@ def _quiet(share: float, text: str) -> None:
 def ingest_file(
     store: Store, path: Path, options: ImportOptions, name: str | None = None, progress: Progress | None = None
 ) -> ImportSummary:
-    """Validate one file, then land it whole in one transaction and recompute the touched sessions."""
-    progress = progress or _quiet
+    """Validate one file, then land it whole in one transaction and recompute the touched sessions (one job)."""
+    name = name or path.name
+    with jobs.recorded(store, "import", name) as outcome:
+        summary = _ingest_file(store, path, options, name, progress or _quiet)
+        outcome.line = summary.line()
+        return summary
+
+
+def _ingest_file(store: Store, path: Path, options: ImportOptions, name: str, progress: Progress) -> ImportSummary:
     if options.not_after is None:  # the clock is read here, at the edge; a day of slack for clock skew
         options = dataclasses.replace(options, not_after=datetime.now(UTC) + timedelta(days=1))
-    name = name or path.name
     if readings_mod.streamable(path, options):
         return _ingest_blocks(store, path, options, name, progress)
     progress(0.0, "reading and checking")
@@ -402,9 +408,12 @@ def _rematch(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None = N
 
 def detect(store: Store, params: DetectParams, entity_ids: Sequence[str] | None = None) -> int:
     """Recompute detected sessions (all entities, or these) with these parameters; returns the session count."""
-    with store.transaction() as tx:
+    subject = f"{len(entity_ids)} entities" if entity_ids else "all entities"
+    with jobs.recorded(store, "detect", subject) as outcome, store.transaction() as tx:
         ids = entity_ids or [r[0] for r in tx.execute("SELECT entity_id FROM entities").fetchall()]
-        return _recompute(tx, ids, params)
+        count = _recompute(tx, ids, params)
+        outcome.line = f"{count:,} sessions"
+        return count
 
 
 def set_feature(store: Store, entity_id: str, feature: str, enabled: bool) -> list[dict]:
@@ -514,7 +523,10 @@ def load_demo(store: Store, seed: int = 1) -> ImportSummary:
         tx.execute(
             "INSERT INTO settings VALUES ('display_timezone', ?) ON CONFLICT DO NOTHING", [fleet.display_timezone]
         )
-    return land(store, parsed)
+    with jobs.recorded(store, "import", parsed.name) as outcome:
+        summary = land(store, parsed)
+        outcome.line = summary.line()
+        return summary
 
 
 def set_capacity(store: Store, entity_id: str, kwh: float) -> float:

@@ -136,6 +136,19 @@ def imports(store: Store, limit: int = 50) -> pl.DataFrame:
     return store.frame("SELECT * FROM imports ORDER BY imported DESC LIMIT ?", [limit])
 
 
+def jobs(store: Store, timezone: str, limit: int = 20) -> pl.DataFrame:
+    """The latest long work (imports, detections, remote pulls): running ones first, then by start, newest first.
+
+    Columns: kind, subject, state, started and finished (local time as text), seconds, outcome."""
+    return store.frame(
+        "SELECT kind, subject, state, strftime(timezone(?, started), '%Y-%m-%d %H:%M:%S') AS started, "
+        "strftime(timezone(?, finished), '%Y-%m-%d %H:%M:%S') AS finished, "
+        "round(date_diff('millisecond', started, coalesce(finished, now())) / 1000.0, 1)::DOUBLE AS seconds, "
+        "outcome FROM jobs ORDER BY state = 'running' DESC, jobs.started DESC, job_id LIMIT ?",
+        [timezone, timezone, limit],
+    )
+
+
 def session_readings(store: Store, session: dict, margin_min: int = 30) -> pl.DataFrame:
     """The readings around one session, for its detail curve."""
     return store.frame(

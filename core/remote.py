@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import polars as pl
 
+from core import jobs
 from core.client import PlatformClient, PlatformError, format_time
 from core.errors import ChargeLensError, InputError
 from core.ids import session_id
@@ -234,32 +235,37 @@ def pull(
         raise InputError("Give a window with --start ISO (and --end ISO), or --since-last to continue the last pull.")
     if start is not None and end is not None and end <= start:
         raise InputError(f"The window ends ({format_time(end)}) before it starts ({format_time(start)}).")
-    chosen = _chosen_entities(client, entity_ids)
-    starts = {e["id"]: (start, None) for e in chosen} if not since_last else _since_last_starts(store, chosen)
-    _create_entities(store, chosen)
-    options = ImportOptions(format="readings", not_after=now + timedelta(days=1))
-    result = PullResult()
-    abort: str | None = None
-    for index, entity in enumerate(chosen):
-        entity_id = entity["id"]
-        pulled = EntityPull(entity_id, *starts[entity_id], summary=ImportSummary(entity_id))
-        result.entities.append(pulled)
-        if abort is not None:
-            pulled.error = f"not pulled ({abort})"
-            continue
+    window = "since the last pull" if since_last else f"from {format_time(start)}"
+    with jobs.recorded(store, "remote pull", f"{client.url} {window}") as outcome:
+        chosen = _chosen_entities(client, entity_ids)
+        starts = {e["id"]: (start, None) for e in chosen} if not since_last else _since_last_starts(store, chosen)
+        _create_entities(store, chosen)
+        options = ImportOptions(format="readings", not_after=now + timedelta(days=1))
+        result = PullResult()
+        abort: str | None = None
+        for index, entity in enumerate(chosen):
+            entity_id = entity["id"]
+            pulled = EntityPull(entity_id, *starts[entity_id], summary=ImportSummary(entity_id))
+            result.entities.append(pulled)
+            if abort is not None:
+                pulled.error = f"not pulled ({abort})"
+                continue
 
-        def report(received: int, index: int = index, entity_id: str = entity_id) -> None:
-            if progress is not None:
-                progress(PullProgress(index, len(chosen), entity_id, received))
+            def report(received: int, index: int = index, entity_id: str = entity_id) -> None:
+                if progress is not None:
+                    progress(PullProgress(index, len(chosen), entity_id, received))
 
-        try:
-            _pull_entity(store, client, entity, pulled, end, options, chunk_size, report)
-        except PlatformError as exc:
-            pulled.error = str(platform_error(exc, f"Pulling '{entity_id}'"))
-            if exc.status in (None, 401, 403):
-                abort = f"stopped after '{entity_id}' failed with {exc.status or 'no reply'} {exc.title}"
-        _log_pull(store, entity_id, pulled)
-    return result
+            try:
+                _pull_entity(store, client, entity, pulled, end, options, chunk_size, report)
+            except PlatformError as exc:
+                pulled.error = str(platform_error(exc, f"Pulling '{entity_id}'"))
+                if exc.status in (None, 401, 403):
+                    abort = f"stopped after '{entity_id}' failed with {exc.status or 'no reply'} {exc.title}"
+            _log_pull(store, entity_id, pulled)
+        total = result.total()
+        outcome.line = (f"{len(result.entities)} entities, {total.stored:,} readings stored, "
+                        f"{len(result.failed)} failed")  # fmt: skip
+        return result
 
 
 def _chosen_entities(client: PlatformClient, entity_ids: Sequence[str]) -> list[dict]:

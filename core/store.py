@@ -79,8 +79,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             entity_id VARCHAR NOT NULL, start_utc TIMESTAMPTZ NOT NULL, end_utc TIMESTAMPTZ NOT NULL,
             pulled TIMESTAMPTZ NOT NULL)""",
     ),
+    (
+        # Long work (core.jobs.recorded): running, then done or failed; interrupted when its process died.
+        """CREATE TABLE jobs (
+            job_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, subject VARCHAR NOT NULL, state VARCHAR NOT NULL,
+            outcome VARCHAR, started TIMESTAMPTZ NOT NULL, finished TIMESTAMPTZ)""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+INTERRUPTED = "Stopped when its process ended (killed or crashed); nothing of it was kept. Run it again."
 
 STORED_SESSION_COLUMNS = (
     *SESSIONS_SCHEMA.names(),
@@ -171,6 +178,7 @@ class Store:
             if store is None:
                 store = cls(path, _connect(path))
                 store._migrate()
+                store._interrupt_stale_jobs()
                 cls._open[path] = store
             return store
 
@@ -231,6 +239,15 @@ class Store:
                 for statement in MIGRATIONS[version - 1]:
                     tx.execute(statement)
                 tx.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+
+    def _interrupt_stale_jobs(self) -> None:
+        """Jobs still running in the file belong to a process that died: only one process opens the file."""
+        if not self.scalar("SELECT count(*) FROM jobs WHERE state = 'running'"):
+            return  # nothing to write (a read-only folder still opens)
+        self.cursor().execute(
+            "UPDATE jobs SET state = 'interrupted', outcome = ?, finished = now() WHERE state = 'running'",
+            [INTERRUPTED],
+        )
 
     # -- generic reads -----------------------------------------------------------------------------
     def frame(self, query: Query | str, params: Sequence = ()) -> pl.DataFrame:

@@ -1,0 +1,128 @@
+"""The job table: every import, detection and remote pull recorded with its outcome; a killed one is interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import jobs
+from core.detect import DetectParams
+from core.errors import InputError
+from core.importers import ImportOptions
+from core.pipeline import detect, ingest_file, load_demo
+from core.queries import jobs as job_table
+from core.store import INTERRUPTED, Store
+from tests.conftest import ROOT
+
+
+def rows(store: Store) -> list[tuple]:
+    return job_table(store, "UTC").select("kind", "subject", "state", "outcome").rows()
+
+
+def test_imports_and_detections_are_recorded_with_their_outcome(tmp_path):
+    store = Store.open(tmp_path / "j.duckdb")
+    load_demo(store, seed=1)
+    good = tmp_path / "good.csv"
+    good.write_text("entity_id,ts,power_kw\nev-x,2025-02-01T10:00:00Z,1.5\nev-x,2025-02-01T10:01:00Z,oops\n")
+    ingest_file(store, good, ImportOptions())
+    bad = tmp_path / "bad.csv"
+    bad.write_text("")
+    with pytest.raises(InputError) as refused:
+        ingest_file(store, bad, ImportOptions())
+    detect(store, DetectParams())
+    recorded = rows(store)
+    assert [r[:3] for r in recorded] == [
+        ("detect", "all entities", "done"),
+        ("import", "bad.csv", "failed"),
+        ("import", "good.csv", "done"),
+        ("import", "demo fleet (seed 1)", "done"),
+    ]
+    sessions = store.scalar("SELECT count(*) FROM sessions WHERE source = 'detected'")
+    assert recorded[0][3] == f"{sessions:,} sessions"
+    assert recorded[1][3] == refused.value.detail
+    assert recorded[2][3] == "good.csv: read 2, stored 1, duplicate 0, conflict 0, rejected 1"
+    assert store.scalar("SELECT count(*) FROM jobs WHERE finished IS NULL") == 0
+    store.close()
+
+
+def test_work_inside_a_recorded_job_is_part_of_it(tmp_path):
+    store = Store.open(tmp_path / "n.duckdb")
+    with jobs.recorded(store, "remote pull", "platform") as outer:
+        with jobs.recorded(store, "import", "chunk") as inner:
+            inner.line = "not a row of its own"
+        outer.line = "1 entity"
+    assert rows(store) == [("remote pull", "platform", "done", "1 entity")]
+    store.close()
+
+
+def test_a_job_killed_midway_is_interrupted_at_the_next_open_and_its_work_not_kept(tmp_path):
+    db = tmp_path / "k.duckdb"
+    store = Store.open(db)
+    load_demo(store, seed=1)
+    readings = store.scalar("SELECT count(*) FROM readings")
+    store.close()
+    big = tmp_path / "big.csv"
+    with big.open("w") as out:  # a file whose import takes seconds, so the kill lands inside it
+        out.write("entity_id,ts,power_kw\n")
+        for minute in range(400_000):
+            out.write(f"ev-k{minute % 40},{1_700_000_000 + 60 * (minute // 40)},{minute % 7}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGELENS_")}
+    proc = subprocess.Popen([sys.executable, "-m", "core", "--db", str(db), "ingest", str(big)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    # Kill once the job row says running: the import itself is then under way (or about to start).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if "running" in _states_from_wal_free_copy(db, tmp_path):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the import ended before it could be killed; make the file larger"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    store = Store.open(db)
+    assert rows(store)[0] == ("import", "big.csv", "interrupted", INTERRUPTED)
+    assert store.scalar("SELECT count(*) FROM readings") == readings  # nothing of the killed import
+    store.close()
+
+
+def _states_from_wal_free_copy(db, tmp_path) -> str:
+    """The job states as another process sees them: a copy of the file and its log, opened read-only."""
+    import shutil
+
+    import duckdb
+
+    copy = tmp_path / "peek.duckdb"
+    for suffix in ("", ".wal"):
+        source = db.with_name(db.name + suffix)
+        if source.exists():
+            shutil.copyfile(source, copy.with_name(copy.name + suffix))
+        else:
+            copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+    try:
+        con = duckdb.connect(str(copy), read_only=True)
+    except duckdb.Error:
+        return ""
+    try:
+        return " ".join(r[0] for r in con.execute("SELECT state FROM jobs").fetchall())
+    except duckdb.Error:
+        return ""
+    finally:
+        con.close()
+
+
+def test_overview_lists_the_jobs(tmp_path, monkeypatch):
+    db = tmp_path / "o.duckdb"
+    load_demo(Store.open(db), seed=1)
+    Store.close_all()
+    monkeypatch.setenv("CHARGELENS_DB", str(db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    table = next(d.value for d in at.dataframe if "outcome" in d.value.columns)
+    assert table["kind"].tolist() == ["import"] and table["state"].tolist() == ["done"]
+    assert table["subject"].tolist() == ["demo fleet (seed 1)"]
+    Store.close_all()
