@@ -229,7 +229,7 @@ def test_overview_shows_location_shares_costs_and_quality_notes(demo, demo_sessi
     assert set(energy["location_label"]) == {"Home", "Office", "(no location)"}
     assert metrics["Cost (EUR)"] == f"{round_money(demo_sessions['cost_total'].sum()):,.2f}"
     assert at.warning[0].value == literal("Entities that get no detected sessions from their readings: 3.")
-    notes = at.dataframe[-2].value
+    notes = next(d.value for d in at.dataframe if "note" in d.value.columns)
     assert notes["entity_id"].tolist() == ["ev-05", "ev-06", "home-battery"]
     assert notes["note"].str.startswith("FeatureNotSupported").tolist()[-1]
     captions = " ".join(c.value for c in at.caption)

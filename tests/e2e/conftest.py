@@ -73,3 +73,19 @@ def shot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+def choose(page, combobox, option: str, tries: int = 3) -> None:
+    """Pick `option` in a Streamlit selectbox; a rerun that lands while the list is open closes it, so retry."""
+    for attempt in range(tries):
+        combobox.click()
+        item = page.get_by_role("option", name=option, exact=True)
+        try:
+            item.wait_for(state="visible", timeout=10_000)
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            continue
+        item.click()
+        return

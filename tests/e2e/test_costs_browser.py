@@ -8,7 +8,7 @@ import io
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import choose, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +24,7 @@ def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_pat
     page.get_by_role("button", name="Save tariff").click()
     expect(page.get_by_text("Tariff home-two-band saved")).to_be_visible(timeout=60_000)
     page.get_by_text("Assign a tariff").click()
-    page.get_by_label("Tariff", exact=True).click()
-    page.get_by_role("option", name="home-two-band").click()
+    choose(page, page.get_by_label("Tariff", exact=True), "home-two-band")
     page.get_by_role("button", name="Assign", exact=True).click()
     expect(page.get_by_text("location Home")).to_be_attached(timeout=30_000)  # a grid cell, drawn on canvas
     shot(page, "costs-assigned")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import choose, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,7 @@ def test_add_and_delete_a_location_changes_session_labels(server, page):
     page.goto(f"{server.url}/locations")
     edit = page.locator('[data-testid="stForm"]').filter(has_text="Edit or delete")
     expect(edit).to_be_visible(timeout=30_000)
-    edit.locator('[data-testid="stSelectbox"]').click()
-    page.get_by_role("option", name="Fast charger · all entities").click()
+    choose(page, edit.locator('[data-testid="stSelectbox"]'), "Fast charger · all entities")
     edit.get_by_role("button", name="Delete").click()
     expect(page.locator('[data-testid="stDataFrame"]').first).not_to_contain_text("Fast charger", timeout=30_000)
     assert sessions_at(page, server, "Fast charger") == ""  # the label is gone from the filter and the rows
