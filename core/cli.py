@@ -379,22 +379,30 @@ def cmd_ingest(args) -> int:
     return EXIT_REFUSED if failed else EXIT_OK
 
 
-def _ingester(args):
-    """Import into the database here, or, while `serve` holds it, through that server (API.md, local
-    administration) with the same summary."""
+def _here_or_server(args):
+    """(store, None) when this process can open the database; (None, LocalServer) while `serve` holds it, so the
+    command's work goes through that server (API.md, local administration) with the same output."""
     from core.errors import DatabaseBusy
-    from core.pipeline import ingest_file
     from core.store import running_server
 
     try:
-        store = _store(args)
+        return _store(args), None
     except DatabaseBusy:
         info = running_server(database_path(args.db))
         if info is None:
             raise
         from core.local import LocalServer
 
-        return LocalServer(database_path(args.db), info).ingest
+        return None, LocalServer(database_path(args.db), info)
+
+
+def _ingester(args):
+    """Import into the database here, or through the server that holds it, with the same summary."""
+    from core.pipeline import ingest_file
+
+    store, server = _here_or_server(args)
+    if server is not None:
+        return server.ingest
     return lambda path, options, progress: ingest_file(store, path, options, progress=progress)
 
 
@@ -502,21 +510,14 @@ def cmd_locations_list(args) -> int:
 
 
 def cmd_sessions_detect(args) -> int:
-    from core.detect import DetectParams
-    from core.pipeline import detect
+    from core.pipeline import DETECTION_OPTIONS, detect_with, detection_overrides
 
-    store = _store(args)
-    overrides = {
-        "min_power_kw": args.min_power_kw, "max_pause_min": args.max_pause_min, "max_gap_min": args.max_gap_min,
-        "min_energy_kwh": args.min_energy_kwh, "soc_min_rise_pct": args.soc_min_rise_pct,
-    }  # fmt: skip
-    # same checks as the settings (600.0 minutes is 600: an option typed as a number may read either way)
-    overrides = {k: store.check_setting(k, f"{v:g}") for k, v in overrides.items() if v is not None}
-    params = DetectParams.from_settings(store.settings(), **overrides)
-    count = detect(store, params, args.entity or None)
-    if args.save:
-        for key, value in overrides.items():
-            store.set_setting(key, value)
+    given = {name: getattr(args, name) for name in DETECTION_OPTIONS}
+    store, server = _here_or_server(args)
+    if server is not None:
+        count = server.detect(given, args.entity, args.save)
+    else:
+        count = detect_with(store, detection_overrides(store, given), args.entity, args.save)
     print(f"{count} sessions detected")
     return EXIT_OK
 
@@ -534,9 +535,13 @@ def cmd_sessions_export(args) -> int:
         method=args.method,
         source=args.source,
     )
-    data = export_sessions(
-        _store(args), flt, args.format, exact=args.exact_locations, round_to=args.round_locations, wide=args.wide
-    )
+    store, server = _here_or_server(args)
+    if server is not None:
+        data = server.export(flt, args.format, args.exact_locations, args.round_locations, args.wide)
+    else:
+        data = export_sessions(
+            store, flt, args.format, exact=args.exact_locations, round_to=args.round_locations, wide=args.wide
+        )
     if args.out:
         Path(args.out).write_bytes(data)
     else:
@@ -670,7 +675,9 @@ def cmd_costs_shift(args) -> int:
 def cmd_backup(args) -> int:
     from core.backup import backup
 
-    print(f"backup written to {backup(_store(args), Path(args.file))}")
+    store, server = _here_or_server(args)
+    written = server.backup(Path(args.file)) if server is not None else backup(store, Path(args.file))
+    print(f"backup written to {written}")
     return EXIT_OK
 
 
@@ -692,13 +699,17 @@ def cmd_api_credentials(args) -> int:
 
 
 def cmd_settings_list(args) -> int:
-    current = _store(args).settings().as_dict()
+    store, server = _here_or_server(args)
+    current = server.settings() if server is not None else store.settings().as_dict()
     _print_table([{"key": s.key, "value": current[s.key], "help": s.help} for s in SETTINGS], ["key", "value", "help"])
     return EXIT_OK
 
 
 def cmd_settings_set(args) -> int:
-    value = _store(args).change_setting(args.key, args.value)
+    store, server = _here_or_server(args)
+    value = (
+        server.set_setting(args.key, args.value) if server is not None else store.change_setting(args.key, args.value)
+    )
     print(f"{args.key} = {value}")
     return EXIT_OK
 

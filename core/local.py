@@ -6,6 +6,7 @@ back the same summary as an import of its own, so its output and exit codes do n
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from core.errors import ChargeLensError, InputError
 from core.importers import ImportOptions
 from core.importers.rules import reject_frame
 from core.pipeline import COUNTS, ImportSummary, Progress
+from core.queries import SessionFilter
+from core.records import camel
 
 POLL_S = 0.2
 
@@ -27,6 +30,7 @@ class ServerUnreachable(ChargeLensError):
 
 class LocalServer:
     def __init__(self, db_path: Path, info: dict, transport: httpx.BaseTransport | None = None):
+        self.db_path = db_path
         self.url = str(info.get("url", "")).rstrip("/")
         self.http = httpx.Client(base_url=f"{self.url}/api", timeout=120, transport=transport)
         reply = self._send("POST", "/v1/authentication", json=credentials.load_or_create(db_path))
@@ -59,15 +63,47 @@ class LocalServer:
             params["map"] = [f"{k}={v}" for k, v in options.mapping.items()]
         with path.open("rb") as fh:
             job_id = self._send("POST", "/v1/imports", params=params, files={"file": (path.name, fh)}).json()["jobId"]
+        return _summary(self._follow(job_id, progress))
+
+    def _follow(self, job_id: str, progress: Progress | None = None) -> dict:
+        """Wait for a job of the server; its result, or InputError with the sentence it failed with."""
         while True:
             job = self._send("GET", f"/v1/jobs/{job_id}").json()
             if progress is not None:
                 progress(float(job["progress"]), job.get("message") or job["state"])
             if job["state"] == "done":
-                return _summary(job["result"])
+                return job["result"]
             if job["state"] == "failed":
                 raise InputError(job["error"])
             time.sleep(POLL_S)
+
+    def detect(self, options: dict[str, float | None], entity_ids: list[str], save: bool) -> int:
+        body = {camel(k): v for k, v in options.items() if v is not None} | {"entity": entity_ids, "save": save}
+        return int(self._follow(self._send("POST", "/v1/sessions/detect", json=body).json()["jobId"])["sessions"])
+
+    def export(self, flt: SessionFilter, fmt: str, exact: bool, round_to: int | None, wide: bool) -> bytes:
+        params: dict = {"format": fmt, "entity": list(flt.entity_ids), "entityType": flt.entity_type,
+                        "location": flt.location, "method": flt.method, "source": flt.source,
+                        "start": flt.start and flt.start.isoformat(), "end": flt.end and flt.end.isoformat(),
+                        "exactLocations": exact or None, "roundLocations": round_to, "wide": wide or None}  # fmt: skip
+        return self._send("GET", "/v1/sessions/export", params={k: v for k, v in params.items() if v}).content
+
+    def backup(self, target: Path) -> Path:
+        """The server writes a consistent copy into the data folder's backups/; this copies it to `target`."""
+        target = target.resolve()
+        if target.exists():
+            raise InputError(f"{target} already exists; choose a new file name for the backup.")
+        if not target.parent.is_dir():
+            raise InputError(f"The folder {target.parent} does not exist; create it or choose another place.")
+        name = self._send("POST", "/v1/backups").json()["file"]
+        shutil.copyfile(self.db_path.parent / "backups" / name, target)
+        return target
+
+    def settings(self) -> dict:
+        return {row["key"]: row["value"] for row in self._send("GET", "/v1/settings").json()["data"]}
+
+    def set_setting(self, key: str, text: str) -> object:
+        return self._send("PUT", f"/v1/settings/{key}", json={"value": text}).json()["value"]
 
 
 def _summary(result: dict) -> ImportSummary:

@@ -406,6 +406,27 @@ def _rematch(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None = N
     tx.execute("INSERT INTO session_locations SELECT session_id, location_id, accuracy FROM matches")
 
 
+DETECTION_OPTIONS = ("min_power_kw", "max_pause_min", "max_gap_min", "min_energy_kwh", "soc_min_rise_pct")
+
+
+def detection_overrides(store: Store, given: dict[str, float | None]) -> dict[str, float]:
+    """The detection options given for one run (None: the setting), checked like `settings set` (600.0 minutes is
+    600: an option typed as a number may read either way)."""
+    unknown = sorted(set(given) - set(DETECTION_OPTIONS))
+    if unknown:
+        raise InputError(f"Unknown detection option {unknown[0]}; use {', '.join(DETECTION_OPTIONS)}.")
+    return {k: store.check_setting(k, f"{v:g}") for k, v in given.items() if v is not None}
+
+
+def detect_with(store: Store, overrides: dict[str, float], entity_ids: Sequence[str] = (), save: bool = False) -> int:
+    """`sessions detect`: recompute with the settings and these checked overrides; `save` keeps them as settings."""
+    count = detect(store, DetectParams.from_settings(store.settings(), **overrides), list(entity_ids) or None)
+    if save:
+        for key, value in overrides.items():
+            store.set_setting(key, value)
+    return count
+
+
 def detect(store: Store, params: DetectParams, entity_ids: Sequence[str] | None = None) -> int:
     """Recompute detected sessions (all entities, or these) with these parameters; returns the session count."""
     subject = f"{len(entity_ids)} entities" if entity_ids else "all entities"

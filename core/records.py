@@ -99,3 +99,9 @@ def entity_record(row: dict) -> dict:
         "created": rfc3339(row.get("created")),
         "lastSeen": rfc3339(row.get("last_seen")),
     }
+
+
+def camel(name: str) -> str:
+    """A CLI option's snake_case name as the API names it (min_power_kw -> minPowerKw)."""
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)

@@ -1,5 +1,6 @@
-"""While `serve` holds the database, `ingest` runs through the server's local administration API: the same summary,
-rejects and exit codes; 20 API readers meanwhile get only 200s and consistent pages."""
+"""While `serve` holds the database, `ingest`, `settings`, `sessions detect`, `sessions export` and `backup` run through
+the server's local administration API with the same output and exit codes; 20 API readers get only 200s and
+consistent pages during an import."""
 
 from __future__ import annotations
 
@@ -124,3 +125,33 @@ def _all_entities(server, headers, http: httpx.Client | None = None) -> list[dic
         token = page["meta"]["continuationToken"]
         if not token or not page["data"]:
             return items
+
+
+def test_settings_detect_export_and_backup_while_serving_match_the_same_commands_here(demo, cli, tmp_path):
+    """Every answer through the server equals the same command on a twin database the CLI opens itself."""
+    server, twin = demo
+    for args in (
+        ("settings", "set", "max_pause_min", "20"),
+        ("settings", "set", "max_pause_min", "-3"),  # refused the same way: exit 2, one sentence
+        ("settings", "list"),
+        ("sessions", "detect", "--min-power-kw", "1.5", "--entity", "ev-01", "--save"),
+        ("sessions", "detect", "--max-gap-min", "0"),
+        ("settings", "list"),
+    ):
+        through, here = cli(*args, db=server.db), cli(*args, db=twin)
+        assert (through.code, through.out, through.err) == (here.code, here.out, here.err), args
+    for fmt in ("csv", "xlsx"):
+        args = ("sessions", "export", "--format", fmt, "--entity", "ev-01", "--start", "2025-03-01")
+        through = cli(*args, "--out", str(tmp_path / f"through.{fmt}"), db=server.db)
+        here = cli(*args, "--out", str(tmp_path / f"here.{fmt}"), db=twin)
+        assert through.code == here.code == 0
+        assert (tmp_path / f"through.{fmt}").read_bytes() == (tmp_path / f"here.{fmt}").read_bytes()
+    assert (tmp_path / "through.csv").read_text().count("\n") > 1
+
+    copy = tmp_path / "copy.duckdb"
+    made = cli("backup", str(copy), db=server.db)
+    assert (made.code, made.out) == (0, f"backup written to {copy}\n")
+    again = cli("backup", str(copy), db=server.db)
+    assert again.code == 2 and "already exists" in again.err
+    listed = cli("sessions", "export", "--format", "csv", db=copy)  # the copy holds what the server holds
+    assert listed.code == 0 and listed.out == cli("sessions", "export", "--format", "csv", db=server.db).out
