@@ -18,7 +18,7 @@ from core import __version__
 from core.api.admin import admin
 from core.api.auth import Authenticator
 from core.api.document import document
-from core.api.middleware import BodyLimitMiddleware, EntityPathMiddleware
+from core.api.middleware import BodyLimitMiddleware, EntityPathMiddleware, SecurityHeadersMiddleware
 from core.api.paging import Pager
 from core.api.routes import public, router
 from core.errors import ChargeLensError
@@ -74,7 +74,6 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
     app.include_router(public)
     app.include_router(router)
     app.include_router(admin)
-    # Added before the security-header middleware so that their own replies (413) get the headers too.
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(EntityPathMiddleware)
 
@@ -110,18 +109,8 @@ def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:
         log.exception("unexpected API failure on %s", request.url.path)
         return problem(500, "InternalError", "Something went wrong on the server; it was logged. Try again later.")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # answered here, not outside, so that a 500 carries the headers too
-            response = await unexpected(request, exc)
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        if request.url.path.startswith(f"{request.scope.get('root_path', '')}/v1"):
-            response.headers["Content-Security-Policy"] = "default-src 'none'"
-        return response
+    # Added last, so outermost: the inner layers' own replies (413) and unexpected failures get the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, on_error=unexpected)
 
     @app.get("/health", tags=["health"])
     def health():

@@ -112,6 +112,10 @@ def _digest(token: str) -> bytes:
 _bearer = HTTPBearer(auto_error=False, description="The access_token of POST /v1/authentication.")
 
 
-def require_token(request: Request, given: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """Dependency of every /v1 route except authentication."""
+async def require_token(request: Request, given: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Dependency of every /v1 route except authentication.
+
+    Async on purpose, as the other light dependencies: FastAPI runs a plain `def` dependency on the thread pool,
+    and a hop there and back per dependency cost more than the check itself and queued behind the database work.
+    """
     request.app.state.auth.check(given.credentials if given else None)

@@ -1,12 +1,16 @@
-"""ASGI layers of the API: entity ids routed on the raw path (so `%2F` stays inside an id), a JSON body limit."""
+"""ASGI layers of the API: entity ids routed on the raw path (so `%2F` stays inside an id), a JSON body limit,
+security headers on every reply."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote, unquote
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -141,3 +145,53 @@ async def _too_large(send: Send) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"referrer-policy", b"no-referrer"),
+)
+V1_HEADERS = ((b"content-security-policy", b"default-src 'none'"),)
+
+
+class SecurityHeadersMiddleware:
+    """API.md's headers on every reply, set as the reply starts; an unexpected failure is answered here.
+
+    A plain ASGI layer rather than an `@app.middleware("http")` function: that wrapper runs every request through a
+    task group and memory streams, which cost more CPU than most of the routes' own work. The 500 reply of an
+    unexpected failure is made here (by `on_error`, the app's one handler for it), not outside, so that it carries
+    the headers too.
+    """
+
+    def __init__(self, app: ASGIApp, on_error: Callable[[Request, Exception], Awaitable[Response]]):
+        self.app = app
+        self.on_error = on_error
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = SECURITY_HEADERS + (V1_HEADERS if _under_v1(scope) else ())
+        started = False
+
+        async def with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                names = {name for name, _ in extra}
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message = {**message, "headers": [*headers, *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception as exc:
+            if started:  # part of the reply is out: nothing better to send than closing it
+                raise
+            response = await self.on_error(Request(scope, receive), exc)
+            await response(scope, receive, with_headers)
+
+
+def _under_v1(scope: Scope) -> bool:
+    return scope["path"].startswith(f"{scope.get('root_path', '')}/v1")

@@ -51,7 +51,7 @@ class Paging:
     token: str | None
 
 
-def paging(
+async def paging(
     page_size: int = Query(
         DEFAULT_PAGE_SIZE, alias="pageSize", ge=1, le=MAX_PAGE_SIZE, description="Items per page, 1 to 1000."
     ),
@@ -73,7 +73,7 @@ def _query_names(dependant) -> set[str]:
     return names
 
 
-def known_query(request: Request) -> None:
+async def known_query(request: Request) -> None:
     """Refuse query parameters the route does not take, so a misspelt `pagesize` is not silently ignored."""
     route = request.scope.get("route")
     if route is None or not request.query_params:

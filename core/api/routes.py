@@ -43,6 +43,11 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+def _with_position(rows: list[dict]) -> bool:
+    """Whether any row holds a position, the only part of a reply the exact-locations setting changes."""
+    return any(r.get("latitude") is not None for r in rows)
+
+
 # -- authentication -------------------------------------------------------------------------------------
 @public.post("/authentication", summary="Client credentials -> bearer token")
 def authenticate(body: Credentials, request: Request) -> dict:
@@ -68,9 +73,7 @@ def entity(entity_id: EntityId) -> dict:
 
 @router.get(f"{ENTITY}/features", tags=["features"], summary="Feature states of an entity")
 def features(entity_id: EntityId) -> list[dict]:
-    store = _store()
-    service.entity_or_404(store, entity_id)
-    return service.features(store, entity_id)
+    return service.features(_store(), entity_id)
 
 
 @router.patch(f"{ENTITY}/features", tags=["features"], summary="Activate or deactivate a feature")
@@ -205,7 +208,7 @@ def readings(request: Request, entity_id: EntityId, start: Start, page: Page, en
     store = _store()
     service.entity_or_404(store, entity_id)
     rows = service.readings_page(store, entity_id, start_at, end_at, after[0] if after else None, page.size + 1)
-    exact = store.settings().exact_locations
+    exact = _with_position(rows[: page.size]) and service.exact_locations(store)
     return page_reply(
         request,
         pager,
@@ -222,11 +225,10 @@ def readings(request: Request, entity_id: EntityId, start: Start, page: Page, en
 @router.get(f"{ENTITY}/readings/last", tags=["readings"], summary="The latest reading")
 def last_reading(entity_id: EntityId) -> dict:
     store = _store()
-    service.entity_or_404(store, entity_id)
     row = service.last_reading(store, entity_id)
     if row is None:
         raise NotFound(f"'{entity_id}' has no readings yet; import readings for it first.")
-    return reading_record(row, store.settings().exact_locations)
+    return reading_record(row, _with_position([row]) and service.exact_locations(store))
 
 
 @router.get(f"{ENTITY}/charge-sessions", tags=["charge sessions"], summary="Page of completed sessions, by start")
@@ -237,10 +239,14 @@ def charge_sessions(request: Request, entity_id: EntityId, start: Start, page: P
     scope = {"entity": entity_id, "start": _iso(start_at), "end": _iso(end_at)}
     after = resume(pager, page, kind, scope)
     store = _store()
-    service.entity_or_404(store, entity_id)
-    rows = service.sessions_page(store, entity_id, start_at, end_at, after, page.size + 1)
-    matches = service.location_matches(store, [r["session_id"] for r in rows[: page.size]])
-    decimals = EXACT_DECIMALS if store.settings().exact_locations else None
+    # One read transaction: the matches belong to the same state of the database as the sessions they go with,
+    # even while an import or a recompute commits in between.
+    with store.transaction():
+        rows = service.sessions_page(store, entity_id, start_at, end_at, after, page.size + 1)
+        if not rows:
+            service.entity_or_404(store, entity_id)
+        matches = service.location_matches(store, [r["session_id"] for r in rows[: page.size]])
+        exact = _with_position(rows[: page.size]) and service.exact_locations(store)
     return page_reply(
         request,
         pager,
@@ -249,5 +255,5 @@ def charge_sessions(request: Request, entity_id: EntityId, start: Start, page: P
         scope,
         rows,
         lambda r: [to_micros(r["start_utc"]), r["session_id"]],
-        lambda r: session_record(r, decimals, matches.get(r["session_id"], [])),
+        lambda r: session_record(r, EXACT_DECIMALS if exact else None, matches.get(r["session_id"], [])),
     )
