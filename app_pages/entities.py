@@ -202,18 +202,28 @@ if evs.height:
         st.button("Save capacity", on_click=save_capacity, args=(chosen_ev, "capacity-kwh"))
         if saved := st.session_state.pop("capacity-saved", None):
             st.success(literal(saved))
+        # The chosen EV's suggestion with its button, the others in one table: a row of widgets per EV took
+        # over a second to draw at a few hundred EVs.
         suggested = capacity.suggestions(db)
+        mine = suggested.filter(pl.col("entity_id") == chosen_ev)
+        if mine.height:
+            row = mine.row(0, named=True)
+            left, right = st.columns([5, 1], vertical_alignment="center")
+            left.write(literal(f"{chosen_ev}: {capacity.suggestion_text(row, row['battery_capacity_kwh'])}"))
+            key = f"suggested-{chosen_ev}"
+            st.session_state[key] = round(row["capacity_kwh"], 1)
+            right.button(f"Use {row['capacity_kwh']:.1f} kWh", key=f"use-{chosen_ev}",
+                         on_click=save_capacity, args=(chosen_ev, key))  # fmt: skip
         if suggested.height:
             st.caption(
-                "Suggested from each EV's own sessions with energy and state of charge; never applied by itself."
+                f"Suggested for {suggested.height:,} EVs from their own sessions with energy and state of charge; "
+                "never applied by itself. Choose an EV above to use its suggestion."
             )
-            for row in suggested.iter_rows(named=True):
-                left, right = st.columns([5, 1], vertical_alignment="center")
-                left.write(literal(f"{row['entity_id']}: {capacity.suggestion_text(row, row['battery_capacity_kwh'])}"))
-                key = f"suggested-{row['entity_id']}"
-                st.session_state[key] = round(row["capacity_kwh"], 1)
-                right.button(f"Use {row['capacity_kwh']:.1f} kWh", key=f"use-{row['entity_id']}",
-                             on_click=save_capacity, args=(row["entity_id"], key))  # fmt: skip
+            st.dataframe(
+                suggested.select("entity_id", "capacity_kwh", "low_kwh", "high_kwh", "sessions",
+                                 "battery_capacity_kwh"),
+                hide_index=True, width="stretch", height=220,
+            )  # fmt: skip
 
 with st.expander("Switch several at once"):
     chosen = st.multiselect("Entities", shown.get_column("entity_id").to_list())

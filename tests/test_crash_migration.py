@@ -31,7 +31,7 @@ def test_kill_9_inside_a_migration_keeps_the_old_schema_and_the_data(tmp_path):
     load_demo(store, seed=1)
     before = store.frame("SELECT * FROM sessions ORDER BY session_id")
     # The file as the previous version left it: without the last migration's table and version row.
-    store.cursor().execute("DROP TABLE jobs")
+    store.cursor().execute("DROP INDEX session_locations_session")
     store.cursor().execute("DELETE FROM schema_version WHERE version = ?", [SCHEMA_VERSION])
     store.close()
 
@@ -49,12 +49,13 @@ def test_kill_9_inside_a_migration_keeps_the_old_schema_and_the_data(tmp_path):
 
     con = duckdb.connect(str(db), read_only=True)  # as the killed process left it, before any migration
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert "jobs" not in tables and "half_done" not in tables
+    indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+    assert "session_locations_session" not in indexes and "half_done" not in tables
     assert con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] == SCHEMA_VERSION - 1
     con.close()
 
     store = Store.open(db)  # this version migrates it whole
     assert store.schema_version() == SCHEMA_VERSION
-    assert store.scalar("SELECT count(*) FROM jobs") == 0
+    assert store.scalar("SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'session_locations_session'") == 1
     assert store.frame("SELECT * FROM sessions ORDER BY session_id").equals(before)
     store.close()

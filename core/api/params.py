@@ -58,11 +58,12 @@ async def paging(
     continuation_token: str | None = Query(
         None,
         alias="continuationToken",
+        min_length=1,
         max_length=2048,
-        description="The meta.continuationToken of the previous page, as it was given.",
+        description="The meta.continuationToken of the previous page, as it was given; omitted for the first page.",
     ),
 ) -> Paging:
-    return Paging(page_size, continuation_token or None)
+    return Paging(page_size, continuation_token)
 
 
 def _query_names(dependant) -> set[str]:
