@@ -92,8 +92,8 @@ def _ingest_file(store: Store, path: Path, options: ImportOptions, name: str, pr
     if parsed.readings.height == 0 and parsed.sessions.height == 0:
         _no_usable_row(parsed.name, parsed.rejects)
     size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.glob("**/*.parquet"))
-    progress(0.5, f"storing {parsed.readings.height + parsed.sessions.height:,} rows, detecting sessions")
-    summary = land(store, parsed, size=size, digest=_sha256(path))
+    progress(0.5, f"storing {parsed.readings.height + parsed.sessions.height:,} rows")
+    summary = land(store, parsed, size=size, digest=_sha256(path), progress=progress)
     progress(1.0, "done")
     return summary
 
@@ -114,8 +114,9 @@ def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str, 
     rows = 0
     with store.transaction() as tx:
         progress(0.0, "reading and checking")
-        for table, first_line, position in readings_mod.csv_blocks(path, name):
-            parsed = readings_mod.parse(path, name, options, table, first_line)
+        typed = not options.mapping  # a mapped file's number columns go by other names: text, then cast
+        for table, first_line, position, as_text in readings_mod.csv_blocks(path, name, typed=typed):
+            parsed = readings_mod.parse_block(path, name, options, table, first_line, as_text)
             touched.update(parsed.readings.get_column("entity_id").unique().to_list())
             parts.append(_land(tx, parsed, import_id))
             rows += table.height
@@ -133,11 +134,14 @@ def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str, 
     return summary
 
 
-def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None) -> ImportSummary:
+def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None,
+         progress: Progress | None = None) -> ImportSummary:  # fmt: skip
     """Write one validated file in one transaction: readings, import record, rejects, features, sessions."""
     with store.transaction() as tx:
         summary = _land(tx, parsed, str(uuid.uuid4()))
         touched = parsed.readings.get_column("entity_id").unique().sort().to_list()
+        if progress is not None:
+            progress(0.8, f"{summary.stored:,} rows stored; detecting the sessions of {len(touched):,} entities")
         with_sessions = parsed.sessions.get_column("entity_id").unique().to_list() if parsed.sessions.height else []
         _finish(tx, store, summary, parsed.format, size, digest, touched, with_sessions)
     return summary
@@ -191,8 +195,8 @@ _SESSIONS = _Merge(
 def _merge(tx: duckdb.DuckDBPyConnection, incoming: pl.DataFrame, how: _Merge, file: str):
     """Split rows into new, duplicate (same as stored or earlier in the file) and conflict (different)."""
     incoming = incoming.with_row_index("__order")
-    first = incoming.unique(list(how.key), keep="first", maintain_order=True)
-    repeats = incoming.join(first.select("__order"), on="__order", how="anti")
+    is_first = incoming.select(pl.struct(*how.key).is_first_distinct()).to_series()
+    first, repeats = incoming.filter(is_first), incoming.filter(~is_first)
     same = " AND ".join(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in how.values)
     on = " AND ".join(f"o.{c} = n.{c}" for c in how.key)
     staged = first.select("__order", *how.key, *how.values)  # noqa: F841 (read by DuckDB's replacement scan)
@@ -201,7 +205,8 @@ def _merge(tx: duckdb.DuckDBPyConnection, incoming: pl.DataFrame, how: _Merge, f
     in_file = repeats.join(earlier, on=list(how.key)).select(
         "__order", pl.all_horizontal([pl.col(c).eq_missing(pl.col(f"{c}__first")) for c in how.values]).alias("same")
     )
-    new = first.join(existing.select("__order"), on="__order", how="anti").drop("__order")
+    new = first.join(existing.select("__order"), on="__order", how="anti") if existing.height else first
+    new = new.drop("__order")
     conflict_orders = pl.concat([existing, in_file.cast({"same": pl.Boolean})]).filter(~pl.col("same"))
     conflicts = incoming.join(conflict_orders.select("__order"), on="__order").select(
         pl.lit(file).alias("file"),

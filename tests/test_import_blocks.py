@@ -163,3 +163,18 @@ def test_the_cli_shows_a_progress_line_on_a_terminal_only(tmp_path):
 
     piped = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, timeout=300)
     assert piped.returncode == 0 and piped.stderr == b""  # not a terminal: no progress line
+
+
+def test_blocks_are_read_typed_and_again_as_text_where_a_number_needs_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(readings_mod, "BLOCK_BYTES", 200)
+    source = tmp_path / "typed.csv"
+    clean = [f"ev,2025-03-01T00:{m:02d}:00Z,7.4" for m in range(10)]
+    worded = ["ev,2025-03-01T01:00:00Z,none"] + [f"ev,2025-03-01T01:{m:02d}:00Z,7.4" for m in range(1, 10)]
+    huge = ["ev,2025-03-01T02:00:00Z,5e9"] + [f"ev,2025-03-01T02:{m:02d}:00Z,7.4" for m in range(1, 10)]
+    source.write_text("\n".join(["entity_id,ts,power_kw", *clean, *worded, *huge]) + "\n")
+    blocks = list(readings_mod.csv_blocks(source, source.name, typed=True))
+    kinds = [(b[0].schema["power_kw"], b[3] is not None) for b in blocks]
+    assert (pl.Float64, True) in kinds and (pl.String, False) in kinds  # "none" is a word: that block is text
+    rejects = pl.concat([readings_mod.parse_block(source, source.name, ImportOptions(), frame, line, as_text).rejects
+                         for frame, line, _, as_text in blocks])  # fmt: skip
+    assert rejects.select("row", "column", "value").rows() == [(22, "power_kw", "5e9")]  # as written, not 5000000000.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
@@ -111,9 +111,17 @@ def streamable(path: Path, options: ImportOptions, above: int | None = None) -> 
     return True
 
 
-def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterator[tuple[pl.DataFrame, int, int]]:
-    """A streamable CSV file (see streamable) as frames of whole lines, each with the file line of its first row
-    and the bytes of the file read so far."""
+TextBlock = Callable[[], pl.DataFrame] | None  # the block read again as text, when it was read typed
+
+
+def csv_blocks(
+    path: Path, name: str, block_bytes: int | None = None, typed: bool = False
+) -> Iterator[tuple[pl.DataFrame, int, int, TextBlock]]:
+    """A streamable CSV file (see streamable) as frames of whole lines, each with the file line of its first row,
+    the bytes of the file read so far, and (typed) a way to read the block again as text.
+
+    Typed, the reader itself parses the number columns (twice as fast as text then cast); a block with a value it
+    does not take as a number (a null word, a decimal comma, a space after it) is read as text instead."""
     block_bytes = block_bytes or BLOCK_BYTES
     with path.open("rb") as fh:
         header = fh.readline().lstrip(b"\xef\xbb\xbf")
@@ -128,12 +136,42 @@ def csv_blocks(path: Path, name: str, block_bytes: int | None = None) -> Iterato
                 continue
             lines, carry = data[:cut], data[cut:]
             if lines.strip():
-                frame = _csv_frame(header + lines, separator, name)
+                text = header + lines
+                frame = _typed_csv_frame(text, header, separator) if typed else None
+                as_text = (lambda text=text: _csv_frame(text, separator, name)) if frame is not None else None
+                frame = frame if frame is not None else _csv_frame(text, separator, name)
                 if frame.height:
-                    yield frame, first_line, fh.tell() - len(carry)
+                    yield frame, first_line, fh.tell() - len(carry), as_text
                     first_line += frame.height
             if not block:
                 return
+
+
+NUMBER_COLUMNS = frozenset(r.column for r in RULES if r.kind == "number") | {c for c, _ in UNIT_VARIANTS.values()}
+
+
+def _typed_csv_frame(data: bytes, header: bytes, separator: str) -> pl.DataFrame | None:
+    """The CSV with its number columns parsed by the reader; None when a value needs the text path."""
+    if separator != ",":  # decimal commas are possible: text first
+        return None
+    names = header.decode().rstrip("\r\n").split(separator)
+    numbers = {raw: pl.Float64 for raw in names if raw.strip() in NUMBER_COLUMNS}
+    if not numbers:
+        return None
+    try:
+        frame = pl.read_csv(io.BytesIO(data), separator=separator, infer_schema=False, schema_overrides=numbers)
+    except (UnicodeDecodeError, pl.exceptions.PolarsError):  # the text path says what is wrong, row by row
+        return None
+    return frame.rename(lambda c: c.strip())
+
+
+def parse_block(path: Path, name: str, options: ImportOptions, table: pl.DataFrame, first_line: int,
+                as_text: TextBlock = None) -> ParsedFile:  # fmt: skip
+    """One block of csv_blocks; read again as text when a number is rejected, so the reject shows it as written."""
+    parsed = parse(path, name, options, table, first_line)
+    if as_text is not None and parsed.rejects.get_column("column").is_in(list(NUMBER_COLUMNS)).any():
+        return parse(path, name, options, as_text(), first_line)
+    return parsed
 
 
 def sniff_separator(header: bytes) -> str:

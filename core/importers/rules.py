@@ -92,9 +92,20 @@ def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tupl
             value = parse_bool(raw, df.schema[column])
         exprs.append(value.alias(canonical))
     parsed = df.select("__row", *exprs)
+    # One pass tells which checks fail at all (a clean file's usual case); only those look at their rows.
+    checks = {}
+    for canonical, (column, _) in source.items():
+        rule = RULES_BY_COLUMN[canonical]
+        value = parsed.get_column(canonical)
+        checks[f"unreadable:{canonical}"] = (pl.lit(value).is_null() & pl.col(column).is_not_null()).any()
+        if rule.kind == "number":
+            checks[f"range:{canonical}"] = (~pl.lit(value).is_between(rule.low, rule.high)).any()
+    failing = {name for name, hit in df.select(**checks).row(0, named=True).items() if hit}
     problems = []
     for canonical, (column, _) in source.items():
         rule = RULES_BY_COLUMN[canonical]
+        if not {f"unreadable:{canonical}", f"range:{canonical}"} & failing:
+            continue
         both = parsed.select("__row", pl.col(canonical).alias("__value")).with_columns(
             df.get_column(column).alias("__raw")
         )
