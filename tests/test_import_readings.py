@@ -173,3 +173,18 @@ def test_api_json_page():
         ("ev-api", utc(2025, 2, 1, 9), None, None, 55.0, 50.1),
     ]
     assert parsed.readings.get_column("is_charging").to_list() == [True, None]
+
+
+def test_every_utc_form_reads_as_the_same_instant_and_near_misses_are_rejected():
+    from core.importers.times import parse_times
+
+    texts = ["2025-02-01T10:00:00Z", "2025-02-01T10:00:00.000Z", "2025-02-01T10:00Z", "2025-02-01T10:00:00z",
+             "2025-02-01 10:00:00Z", "2025-02-01T11:00:00+01:00", "1738404000", "2025-02-01T10:00:00Zx",
+             "2025-02-30T10:00:00Z"]  # fmt: skip
+    frame = pl.DataFrame({"__row": range(len(texts)), "ts": texts}).with_columns(pl.col("__row").cast(pl.Int64))
+    out = parse_times(frame, "ts", None, None, "--timezone").frame
+    assert out.get_column("ts").to_list()[:7] == [utc(2025, 2, 1, 10)] * 7
+    assert (
+        out.get_column("__ts_reason").to_list()[7:]
+        == ["not a time: use ISO 8601 (with Z or an offset) or epoch seconds/milliseconds"] * 2
+    )
