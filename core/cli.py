@@ -316,7 +316,7 @@ def cmd_serve(args) -> int:
 def cmd_demo(args) -> int:
     from core.pipeline import load_demo
 
-    store = _store(args)
+    store = _unserved(args, "demo", lambda: _store(args))
     if args.if_empty and not store.is_empty():
         print(f"{store.path.name} already holds data; demo not loaded.")
         return EXIT_OK
@@ -379,6 +379,24 @@ def cmd_ingest(args) -> int:
     return EXIT_REFUSED if failed else EXIT_OK
 
 
+def _unserved(args, command: str, work):
+    """`work()` of a command that never runs through a server (API.md): while one holds the database, one sentence
+    saying to stop it first."""
+    from core.errors import DatabaseBusy
+    from core.store import running_server
+
+    try:
+        return work()
+    except DatabaseBusy:
+        db = database_path(args.db)
+        if (info := running_server(db)) is None:
+            raise
+        raise ChargeLensError(
+            f"The ChargeLens server at {info.get('url')} (pid {info['pid']}) holds {db.name} and `{command}` does not "
+            "run through it: stop that server first (Ctrl+C in its terminal), then run this command again."
+        ) from None
+
+
 def _here_or_server(args):
     """(store, None) when this process can open the database; (None, LocalServer) while `serve` holds it, so the
     command's work goes through that server (API.md, local administration) with the same output."""
@@ -396,6 +414,13 @@ def _here_or_server(args):
         return None, LocalServer(database_path(args.db), info)
 
 
+def _work(args, work, *params, **named):
+    """`work(store, ...)` here, or while `serve` holds the database the LocalServer method of the same name, which
+    sends it to that server."""
+    store, server = _here_or_server(args)
+    return getattr(server, work.__name__)(*params, **named) if server is not None else work(store, *params, **named)
+
+
 def _ingester(args):
     """Import into the database here, or through the server that holds it, with the same summary."""
     from core.pipeline import ingest_file
@@ -409,11 +434,12 @@ def _ingester(args):
 def cmd_entities_list(args) -> int:
     from core.records import entity_record
 
-    frame = _store(args).entities()
-    rows = frame.to_dicts()
+    store, server = _here_or_server(args)
     if args.json:
-        print(json.dumps({"data": [entity_record(r) for r in rows]}, indent=2))
+        records = server.entities() if server is not None else [entity_record(r) for r in store.entities().to_dicts()]
+        print(json.dumps({"data": records}, indent=2))
         return EXIT_OK
+    rows = server.entity_rows() if server is not None else store.entities().to_dicts()
     for r in rows:
         r["capture"] = "on" if r["capture_sessions"] else "off"
     _print_table(rows, ["entity_id", "entity_type", "name", "battery_capacity_kwh", "capture"])
@@ -423,31 +449,29 @@ def cmd_entities_list(args) -> int:
 def cmd_features_set(args) -> int:
     from core.pipeline import set_feature
 
-    features = set_feature(_store(args), args.entity, args.feature, args.state == "on")
-    print(json.dumps(features))
+    print(json.dumps(_work(args, set_feature, args.entity, args.feature, args.state == "on")))
     return EXIT_OK
 
 
 def cmd_locations_add(args) -> int:
     from core.pipeline import add_location
 
-    print(add_location(_store(args), args.label, args.lat, args.lon, args.radius, args.entity))
+    print(_work(args, add_location, args.label, args.lat, args.lon, args.radius, args.entity))
     return EXIT_OK
 
 
 def cmd_entities_set_capacity(args) -> int:
     from core.pipeline import set_capacity
 
-    print(f"{args.entity}: battery capacity {set_capacity(_store(args), args.entity, args.kwh)} kWh")
+    print(f"{args.entity}: battery capacity {_work(args, set_capacity, args.entity, args.kwh)} kWh")
     return EXIT_OK
 
 
 def cmd_locations_update(args) -> int:
     from core.pipeline import update_location
 
-    location = update_location(
-        _store(args), args.id, label=args.label, latitude=args.lat, longitude=args.lon, radius_m=args.radius
-    )
+    changes = {"label": args.label, "latitude": args.lat, "longitude": args.lon, "radius_m": args.radius}
+    location = _work(args, update_location, args.id, **changes)
     print(f"{location['location_id']}: {location['label']} ({location['latitude']}, {location['longitude']}), "
           f"radius {location['radius_m']} m")  # fmt: skip
     return EXIT_OK
@@ -456,41 +480,31 @@ def cmd_locations_update(args) -> int:
 def cmd_locations_delete(args) -> int:
     from core.pipeline import delete_location
 
-    delete_location(_store(args), args.id)
+    _work(args, delete_location, args.id)
     print(f"{args.id} deleted")
     return EXIT_OK
 
 
 def cmd_locations_suggest(args) -> int:
-    from core.pipeline import accept_suggestion, suggestions
+    from core.pipeline import accept_suggestion, suggestion_records
 
-    store = _store(args)
     if args.accept is not None:
-        print(accept_suggestion(store, args.accept, args.label))
+        print(_work(args, accept_suggestion, args.accept, args.label))
         return EXIT_OK
-    # Suggested centres are shown rounded to 3 decimals (about 100 m) until accepted: they are session positions.
-    rows = suggestions(store).with_columns(pl_round3()).to_dicts()
+    records = _work(args, suggestion_records)
     if args.json:
-        data = [{"number": r["number"], "label": r["label"], "latitude": r["latitude"], "longitude": r["longitude"],
-                 "radius": r["radius_m"], "sessions": r["sessions"], "energyKwh": round(r["energy_kwh"], 3),
-                 "entityId": r["entity_id"]} for r in rows]  # fmt: skip
-        print(json.dumps({"data": data}, indent=2))
+        print(json.dumps({"data": [{**r, "energyKwh": round(r["energyKwh"], 3)} for r in records]}, indent=2))
         return EXIT_OK
-    for r in rows:
-        r["energy_kwh"] = round(r["energy_kwh"], 1)
+    rows = [{"number": r["number"], "label": r["label"], "latitude": r["latitude"], "longitude": r["longitude"],
+             "radius_m": r["radius"], "sessions": r["sessions"], "energy_kwh": round(r["energyKwh"], 1),
+             "entity_id": r["entityId"]} for r in records]  # fmt: skip
     _print_table(rows, ["number", "label", "latitude", "longitude", "radius_m", "sessions", "energy_kwh", "entity_id"])
     return EXIT_OK
 
 
-def pl_round3():
-    import polars as pl
-
-    return [pl.col("latitude").round(3), pl.col("longitude").round(3), pl.col("radius_m").round(0)]
-
-
 def cmd_locations_list(args) -> int:
-    store = _store(args)
-    rows = store.locations().to_dicts()
+    store, server = _here_or_server(args)
+    rows = server.locations() if server is not None else store.locations().to_dicts()
     if args.json:
         data = [
             {
@@ -542,18 +556,30 @@ def cmd_sessions_export(args) -> int:
         data = export_sessions(
             store, flt, args.format, exact=args.exact_locations, round_to=args.round_locations, wide=args.wide
         )
-    if args.out:
-        Path(args.out).write_bytes(data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    return EXIT_OK
+    return _emit(data, args.out)
 
 
 def cmd_tariffs_add(args) -> int:
-    from core.pricing import add_tariff
+    from core.importers import read_bytes
+    from core.pricing import read_prices, save_tariff
 
-    path = Path(args.file)
+    body = _tariff_file(Path(args.file))
+    prices_path = Path(args.prices) if args.prices else None
+    if prices_path is not None and not prices_path.exists():
+        raise InputError(f"{prices_path} does not exist; check the path.")
+    store, server = _here_or_server(args)
+    if server is not None:
+        saved = server.add_tariff(body, prices_path)
+    else:
+        prices = read_prices(read_bytes(prices_path), prices_path.name) if prices_path is not None else None
+        saved = save_tariff(store, body, prices)
+    tariff, count = saved["tariff"], saved["prices"]
+    with_prices = f", {count} prices" if count is not None else ""
+    print(f"tariff {tariff['name']} saved ({tariff['currency']}, {len(tariff['bands'])} bands{with_prices})")
+    return EXIT_OK
+
+
+def _tariff_file(path: Path) -> dict:
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -564,41 +590,35 @@ def cmd_tariffs_add(args) -> int:
         ) from None
     if not isinstance(body, dict):
         raise InputError(f"{path.name} must hold one tariff object (see the tariff format in the README).")
-    prices = None
-    if args.prices:
-        from core.importers import read_bytes
-        from core.pricing import read_prices
-
-        prices_path = Path(args.prices)
-        if not prices_path.exists():
-            raise InputError(f"{prices_path} does not exist; check the path.")
-        prices = read_prices(read_bytes(prices_path), prices_path.name)
-    store = _store(args)
-    tariff = add_tariff(store, body, store.settings().max_gap_min, prices)
-    with_prices = f", {prices.height} prices" if prices is not None else ""
-    print(f"tariff {tariff.name} saved ({tariff.currency}, {len(tariff.bands)} bands{with_prices})")
-    return EXIT_OK
+    return body
 
 
 def cmd_tariffs_list(args) -> int:
-    from core.queries import tariffs
+    from core.queries import tariff_records
 
-    rows = tariffs(_store(args)).to_dicts()
+    records = _work(args, tariff_records)
     if args.json:
-        print(json.dumps({"data": [{**json.loads(r["body"]), "assigned": r["assigned"]} for r in rows]}, indent=2))
+        print(json.dumps({"data": records}, indent=2))
         return EXIT_OK
-    _print_table(rows, ["name", "currency", "timezone", "assigned"])
+    _print_table(records, ["name", "currency", "timezone", "assigned"])
     return EXIT_OK
 
 
 def cmd_tariffs_assign(args) -> int:
     from core.pricing import assign_tariff
 
-    store = _store(args)
     scope, target = (
-        ("default", "") if args.default else ("location", args.location) if args.location else ("entity", args.entity)
+        ("default", "")
+        if args.default
+        else ("location", args.location)
+        if args.location is not None
+        else ("entity", args.entity)
     )
-    assign_tariff(store, args.name, scope, target, store.settings().max_gap_min)
+    store, server = _here_or_server(args)
+    if server is not None:
+        server.assign_tariff(args.name, scope, target)
+    else:
+        assign_tariff(store, args.name, scope, target, store.settings().max_gap_min)
     print(f"tariff {args.name} assigned to {scope} {target}".rstrip())
     return EXIT_OK
 
@@ -609,31 +629,27 @@ def cmd_prices_import(args) -> int:
     path = Path(args.file)
     if not path.exists():
         raise InputError(f"{path} does not exist; check the path.")
-    store = _store(args)
-    count = import_prices(store, path, args.tariff, store.settings().max_gap_min)
+    store, server = _here_or_server(args)
+    if server is not None:
+        count = server.import_prices(path, args.tariff)
+    else:
+        count = import_prices(store, path, args.tariff, store.settings().max_gap_min)
     print(f"{path.name}: {count} prices stored for tariff {args.tariff}")
     return EXIT_OK
 
 
 def cmd_costs_whatif(args) -> int:
-    from core.costs import round_money
-    from core.pricing import whatif
+    from core.pricing import whatif, whatif_records
     from core.queries import SessionFilter
 
     flt = SessionFilter(
         start=_parse_time(args.start, "--start"), end=_parse_time(args.end, "--end"), entity_ids=tuple(args.entity)
     )
-    frame = whatif(_store(args), args.tariff, flt, args.period)
-    rows = [
-        {
-            **r,
-            "period_start": str(r["period_start"]),
-            "actual": round_money(r["actual"]),
-            "whatif": round_money(r["whatif"]),
-            "difference": round_money(r["difference"]),
-        }
-        for r in frame.to_dicts()
-    ]
+    store, server = _here_or_server(args)
+    if server is not None:
+        rows = server.whatif(args.tariff, flt, args.period)
+    else:
+        rows = whatif_records(whatif(store, args.tariff, flt, args.period))
     if args.json:
         print(json.dumps({"data": rows}, indent=2, default=str))
         return EXIT_OK
@@ -685,7 +701,7 @@ def cmd_restore(args) -> int:
     from core.backup import restore
 
     db = database_path(args.db)
-    restore(db, Path(args.file))
+    _unserved(args, "restore", lambda: restore(db, Path(args.file)))
     print(f"{db.name} restored from {Path(args.file).name} (the previous file is kept as {db.name}.before-restore)")
     return EXIT_OK
 
@@ -754,20 +770,6 @@ def add_remote_commands(commands) -> None:
     reconcile.set_defaults(run=cmd_remote_reconcile)
 
 
-RECONCILE_TABLE = [
-    "entity_id",
-    "status",
-    "platform_start_utc",
-    "local_start_utc",
-    "platform_energy_kwh",
-    "local_energy_kwh",
-    "energy_diff_kwh",
-    "start_diff_min",
-    "end_diff_min",
-]
-RECONCILE_STATUSES = ("matched", "only_platform", "only_local")
-
-
 def _remote_secret() -> str:
     """The secret from CHARGELENS_REMOTE_SECRET, else standard input (a prompt without echo on a terminal)."""
     from core.remote import SECRET_ENV
@@ -796,60 +798,66 @@ def cmd_remote_connect(args) -> int:
             f"The secret is never taken as an argument (it would stay in the shell history and the process list); "
             f"pipe it on standard input or set {remote.SECRET_ENV}."
         )
-    store = _store(args)
-    count = remote.connect(store, args.url, args.client_id, _remote_secret())
-    print(f"connected to {remote.connection(store).url} as {args.client_id}: {count} remote entities")
+    store, server = _here_or_server(args)
+    if server is not None:
+        url, count = server.remote_connect(args.url, args.client_id, _remote_secret())
+    else:
+        count = remote.connect(store, args.url, args.client_id, _remote_secret())
+        url = remote.connection(store).url
+    print(f"connected to {url} as {args.client_id}: {count} remote entities")
     return EXIT_OK
+
+
+def _on_remote(args, report, *params):
+    """`report(store, client, ...)` with the connected platform's client here, or the LocalServer method of the
+    same name while `serve` holds the database."""
+    from core import remote
+
+    store, server = _here_or_server(args)
+    if server is not None:
+        return getattr(server, report.__name__)(*params)
+    with remote.open_client(store) as client:
+        return report(store, client, *params)
 
 
 def cmd_remote_entities(args) -> int:
     from core import remote
-    from core.records import rfc3339
 
-    store = _store(args)
-    with remote.open_client(store) as client:
-        records = remote.list_entities(client)
+    report = _on_remote(args, remote.entities_report)
     if args.json:
-        print(json.dumps({"data": records}, indent=2))
+        print(json.dumps({"data": report["data"]}, indent=2))
         return EXIT_OK
-    rows = remote.entity_table(store, records).to_dicts()
-    for r in rows:
-        r["last_reading_pulled"] = rfc3339(r["last_reading_pulled"])
-    _print_table(rows, ["entity_id", "entity_type", "name", "last_reading_pulled", "last_error"])
+    _print_table(report["rows"], remote.ENTITY_TABLE)
     return EXIT_OK
 
 
-def _pull_progress(progress) -> None:
-    print(
-        f"\r\033[Kpulling {progress.entity_id} ({progress.entity_index + 1}/{progress.entity_count}): "
-        f"{progress.readings} readings",
-        end="",
-        file=sys.stderr,
-        flush=True,
-    )
+def _progress_line(text: str) -> None:
+    print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
 
 
 def cmd_remote_pull(args) -> int:
     from core import remote
 
     start, end = _parse_time(args.start, "--start"), _parse_time(args.end, "--end")
-    since_last = args.since_last or (start is None and end is None)
-    store = _store(args)
+    window = {"start": start, "end": end, "since_last": args.since_last or (start is None and end is None),
+              "entity_ids": args.entity}  # fmt: skip
     on_terminal = sys.stderr.isatty()
-    with remote.open_client(store) as client:
-        progress = _pull_progress if on_terminal else None
-        window = {"start": start, "end": end, "since_last": since_last, "entity_ids": args.entity}
-        result = remote.pull(store, client, progress=progress, **window)
+    store, server = _here_or_server(args)
+    if server is not None:
+        report = server.remote_pull(progress=(lambda share, text: _progress_line(text)) if on_terminal else None,
+                                    **window)  # fmt: skip
+    else:
+        with remote.open_client(store) as client:
+            shown = (lambda p: _progress_line(p.line())) if on_terminal else None
+            report = remote.pull_report(remote.pull(store, client, progress=shown, **window))
     if on_terminal:
-        print("\r\033[K", end="", file=sys.stderr)
-    for pulled in result.entities:
-        print(pulled.line())
-    if len(result.entities) > 1:
-        print(result.total().line())
-    if result.failed:
-        more = len(result.failed) - 1
+        _progress_line("")
+    for line in report["lines"]:
+        print(line)
+    if failed := report["failed"]:
+        more = len(failed) - 1
         raise ChargeLensError(
-            f"{result.failed[0].error}{f' ({more} more entities failed)' if more else ''}; the readings pulled "
+            f"{failed[0]}{f' ({more} more entities failed)' if more else ''}; the readings pulled "
             "before the failure are kept and `remote pull --since-last` continues from there."
         )
     return EXIT_OK
@@ -857,57 +865,38 @@ def cmd_remote_pull(args) -> int:
 
 def cmd_remote_sessions(args) -> int:
     from core import remote
-    from core.records import rfc3339
 
-    store = _store(args)
-    with remote.open_client(store) as client:
-        result = remote.pull_sessions(store, client, start=_parse_time(args.start, "--start"))
-    for pulled in result.entities:
-        print(pulled.line(), file=sys.stderr)
-    rows = remote.platform_sessions(store, start=result.start).to_dicts()
-    for r in rows:
-        r["start_utc"], r["end_utc"] = rfc3339(r["start_utc"]), rfc3339(r["end_utc"])
-        r["energy_kwh"] = None if r["energy_kwh"] is None else round(r["energy_kwh"], 3)
-    _print_table(rows, ["session_id", "entity_id", "start_utc", "end_utc", "energy_kwh", "method", "source"])
-    if result.failed:
-        raise ChargeLensError(f"{result.failed[0].error}; the sessions of the other entities were stored.")
+    report = _on_remote(args, remote.sessions_report, _parse_time(args.start, "--start"))
+    for line in report["lines"]:
+        print(line, file=sys.stderr)
+    _print_table(report["data"], remote.SESSION_TABLE)
+    if report["failed"]:
+        raise ChargeLensError(f"{report['failed']}; the sessions of the other entities were stored.")
     return EXIT_OK
 
 
 def cmd_remote_features_set(args) -> int:
     from core import remote
 
-    with remote.open_client(_store(args)) as client:
-        print(json.dumps(remote.set_feature(client, args.entity, args.feature, args.state == "on")))
+    change = (args.entity, args.feature, args.state == "on")
+    store, server = _here_or_server(args)
+    if server is not None:
+        print(json.dumps(server.remote_set_feature(*change)))
+        return EXIT_OK
+    with remote.open_client(store) as client:
+        print(json.dumps(remote.set_feature(client, *change)))
     return EXIT_OK
 
 
 def cmd_remote_reconcile(args) -> int:
     from core import remote
-    from core.records import rfc3339
 
-    store = _store(args)
-    pulled = remote.reconciled_entities(store)
-    if not pulled or (args.entity is not None and args.entity not in pulled):
-        whose = f"of '{args.entity}' " if args.entity is not None else ""
-        raise InputError(
-            f"No platform sessions {whose}were pulled yet, so there is nothing to reconcile; "
-            "run `remote sessions --start ISO` first."
-        )
-    frame = remote.reconciliation(store, args.entity)
+    report = _work(args, remote.reconcile_report, args.entity)
     if args.json:
-        print(json.dumps({"data": [remote.reconcile_record(r) for r in frame.to_dicts()]}, indent=2))
+        print(json.dumps({"data": report["data"]}, indent=2))
         return EXIT_OK
-    rows = frame.to_dicts()
-    for r in rows:
-        for key in ("platform_start_utc", "local_start_utc"):
-            r[key] = rfc3339(r[key])
-        for key in ("platform_energy_kwh", "local_energy_kwh", "energy_diff_kwh", "start_diff_min", "end_diff_min"):
-            r[key] = None if r[key] is None else round(r[key], 3)
-    _print_table(rows, RECONCILE_TABLE)
-    counts = frame.get_column("status").value_counts()
-    found = dict(zip(counts.get_column("status").to_list(), counts.get_column("count").to_list(), strict=True))
-    print(", ".join(f"{status.replace('_', ' ')} {found.get(status, 0)}" for status in RECONCILE_STATUSES))
+    _print_table(report["rows"], remote.RECONCILE_TABLE)
+    print(report["summary"])
     return EXIT_OK
 
 
@@ -915,9 +904,18 @@ def cmd_reports_monthly(args) -> int:
     from core.reports import monthly_report, parse_month, render
 
     parse_month(args.month)  # a bad month is refused before the database is opened
-    data = render(monthly_report(_store(args), args.month, args.entity), args.format)
-    if args.out:
-        Path(args.out).write_bytes(data)
+    store, server = _here_or_server(args)
+    if server is not None:
+        data = server.monthly_report(args.month, args.entity, args.format)
+    else:
+        data = render(monthly_report(store, args.month, args.entity), args.format)
+    return _emit(data, args.out)
+
+
+def _emit(data: bytes, out: str | None) -> int:
+    """A file's bytes, into `out` or to standard output as they are."""
+    if out:
+        Path(out).write_bytes(data)
     else:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

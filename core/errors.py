@@ -28,6 +28,14 @@ class NotFound(ChargeLensError):
     status = 404
 
 
+def unknown_entity(entity_id: str) -> NotFound:
+    return NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+
+
+def unknown_location(location_id: str) -> NotFound:
+    return NotFound(f"There is no location '{location_id}'; list locations to see the ids.")
+
+
 class FeatureRefused(ChargeLensError):
     """A feature activation that the compatibility check refuses; `title` names the rule."""
 

@@ -40,6 +40,12 @@ def validate_location(label: str, latitude: float, longitude: float, radius_m: f
     return {"label": label, "latitude": float(latitude), "longitude": float(longitude), "radius_m": float(radius_m)}
 
 
+def merged_location(current: dict, changes: dict) -> dict:
+    """A location's fields with `changes` applied (a change of None keeps the field), checked like a new one."""
+    fields = ("label", "latitude", "longitude", "radius_m")
+    return validate_location(**{k: changes[k] if changes.get(k) is not None else current[k] for k in fields})
+
+
 def haversine_m(lat1: pl.Expr, lon1: pl.Expr, lat2: pl.Expr, lon2: pl.Expr) -> pl.Expr:
     """Great-circle distance in metres (only sines and cosines of differences: the antimeridian is no edge)."""
     p1, p2 = lat1.radians(), lat2.radians()

@@ -17,7 +17,7 @@ import polars as pl
 from core import jobs, pricing
 from core import locations as locations_mod
 from core.detect import DetectParams, detect_sessions
-from core.errors import InputError, NotFound
+from core.errors import InputError, NotFound, unknown_entity, unknown_location
 from core.features import CAPTURE, capture_refusal, check_feature_name
 from core.importers import ImportOptions, ParsedFile, parse_file
 from core.importers import readings as readings_mod
@@ -447,7 +447,7 @@ def set_feature(store: Store, entity_id: str, feature: str, enabled: bool) -> li
     check_feature_name(feature)
     entity = store.entity(entity_id)
     if entity is None:
-        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+        raise unknown_entity(entity_id)
     if enabled:
         profile = store.data_profile([entity_id])
         row = (
@@ -479,7 +479,7 @@ def add_location(
 ) -> str:
     location = locations_mod.validate_location(label, latitude, longitude, radius_m)
     if entity_id is not None and store.entity(entity_id) is None:
-        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+        raise unknown_entity(entity_id)
     location_id = str(uuid.uuid4())
     with store.transaction() as tx:
         tx.execute(
@@ -555,15 +555,19 @@ def load_demo(store: Store, seed: int = 1) -> ImportSummary:
         return summary
 
 
-def set_capacity(store: Store, entity_id: str, kwh: float) -> float:
-    """Set an EV's battery capacity (0 < kWh <= 300) and recompute its sessions."""
-    entity = store.entity(entity_id)
-    if entity is None:
-        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
-    if entity["entity_type"] != "EV":
-        raise InputError(f"Battery capacity is for EVs only; '{entity_id}' is a {entity['entity_type']}.")
+def check_capacity(kwh: float) -> None:
     if not (isinstance(kwh, int | float) and 0 < kwh <= 300):
         raise InputError(f"Battery capacity must be more than 0 and at most 300 kWh, not {kwh}.")
+
+
+def set_capacity(store: Store, entity_id: str, kwh: float) -> float:
+    """Set an EV's battery capacity (0 < kWh <= 300) and recompute its sessions."""
+    check_capacity(kwh)
+    entity = store.entity(entity_id)
+    if entity is None:
+        raise unknown_entity(entity_id)
+    if entity["entity_type"] != "EV":
+        raise InputError(f"Battery capacity is for EVs only; '{entity_id}' is a {entity['entity_type']}.")
     with store.transaction() as tx:
         tx.execute("UPDATE entities SET battery_capacity_kwh = ? WHERE entity_id = ?", [float(kwh), entity_id])
         _recompute(tx, [entity_id], DetectParams.from_settings(store.settings()))
@@ -574,11 +578,8 @@ def update_location(store: Store, location_id: str, **changes) -> dict:
     """Change a location's label, position or radius, then re-match every session."""
     rows = store.frame("SELECT * FROM locations WHERE location_id = ?", [location_id])
     if rows.height == 0:
-        raise NotFound(f"There is no location '{location_id}'; list locations to see the ids.")
-    current = rows.row(0, named=True)
-    merged = {k: (changes[k] if changes.get(k) is not None else current[k])
-              for k in ("label", "latitude", "longitude", "radius_m")}  # fmt: skip
-    location = locations_mod.validate_location(**merged)
+        raise unknown_location(location_id)
+    location = locations_mod.merged_location(rows.row(0, named=True), changes)
     with store.transaction() as tx:
         tx.execute(
             "UPDATE locations SET label = ?, latitude = ?, longitude = ?, radius_m = ? WHERE location_id = ?",
@@ -590,7 +591,7 @@ def update_location(store: Store, location_id: str, **changes) -> dict:
 
 def delete_location(store: Store, location_id: str) -> None:
     if not store.scalar("SELECT count(*) FROM locations WHERE location_id = ?", [location_id]):
-        raise NotFound(f"There is no location '{location_id}'; list locations to see the ids.")
+        raise unknown_location(location_id)
     with store.transaction() as tx:
         tx.execute("DELETE FROM session_locations WHERE location_id = ?", [location_id])
         tx.execute("DELETE FROM locations WHERE location_id = ?", [location_id])
@@ -605,6 +606,19 @@ def suggestions(store: Store) -> pl.DataFrame:
         "WHERE NOT EXISTS (SELECT 1 FROM session_locations m WHERE m.session_id = s.session_id)"
     )
     return locations_mod.suggest_places(unmatched, store.settings().display_timezone)
+
+
+def suggestion_records(store: Store) -> list[dict]:
+    """The suggestions as `locations suggest` and the API show them.
+
+    Centres are rounded to 3 decimals (about 100 m) until accepted: they are session positions.
+    """
+    rows = suggestions(store).with_columns(
+        pl.col("latitude").round(3), pl.col("longitude").round(3), pl.col("radius_m").round(0)
+    )
+    return [{"number": r["number"], "label": r["label"], "latitude": r["latitude"], "longitude": r["longitude"],
+             "radius": r["radius_m"], "sessions": r["sessions"], "energyKwh": r["energy_kwh"],
+             "entityId": r["entity_id"]} for r in rows.to_dicts()]  # fmt: skip
 
 
 def accept_suggestion(store: Store, number: int, label: str | None = None) -> str:

@@ -11,7 +11,7 @@ import duckdb
 import polars as pl
 
 from core import costs
-from core.errors import ChargeLensError, InputError, NotFound
+from core.errors import ChargeLensError, InputError, NotFound, unknown_entity
 from core.importers import read_bytes
 from core.store import Store
 
@@ -112,6 +112,12 @@ def add_tariff(store: Store, body: dict, max_gap_min: float, prices: pl.DataFram
     return tariff
 
 
+def save_tariff(store: Store, body: dict, prices: pl.DataFrame | None = None) -> dict:
+    """`add_tariff` as `tariffs add` reports it: the tariff as saved and how many prices came with it (or None)."""
+    tariff = add_tariff(store, body, store.settings().max_gap_min, prices)
+    return {"tariff": tariff.to_body(), "prices": None if prices is None else prices.height}
+
+
 def assign_tariff(store: Store, name: str, scope: str, target: str, max_gap_min: float) -> None:
     """Assign a tariff as the default, to every location with a label, or to an entity; then reprice."""
     if scope not in costs.SCOPES:
@@ -123,7 +129,7 @@ def assign_tariff(store: Store, name: str, scope: str, target: str, max_gap_min:
             scope == "entity"
             and not tx.execute("SELECT count(*) FROM entities WHERE entity_id = ?", [target]).fetchall()[0][0]
         ):
-            raise NotFound(f"There is no entity '{target}'; list entities to see the known ids.")
+            raise unknown_entity(target)
         if (
             scope == "location"
             and not tx.execute("SELECT count(*) FROM locations WHERE label = ?", [target]).fetchall()[0][0]
@@ -211,6 +217,13 @@ def whatif(store: Store, tariff: str, flt, period: str = "month") -> pl.DataFram
         raise ChargeLensError("No sessions match the filter; widen the period or the entities.", title="NoSessions")
     other = costs.price_sessions(rows, intervals, chosen, series.get(tariff))
     return costs.whatif(rows, other, period, store.settings().display_timezone)
+
+
+def whatif_records(frame: pl.DataFrame) -> list[dict]:
+    """`whatif` rows as `costs whatif` and the API show them: the period's first day as text, money rounded once."""
+    money = ("actual", "whatif", "difference")
+    return [{**r, "period_start": str(r["period_start"]), **{k: costs.round_money(r[k]) for k in money}}
+            for r in frame.to_dicts()]  # fmt: skip
 
 
 @dataclass(frozen=True)

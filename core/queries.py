@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -178,6 +179,11 @@ def tariffs(store: Store) -> pl.DataFrame:
         "LEFT JOIN (SELECT tariff, count(*) AS prices FROM prices GROUP BY tariff) p ON p.tariff = t.name "
         "GROUP BY t.name, t.body ORDER BY t.name"
     )
+
+
+def tariff_records(store: Store) -> list[dict]:
+    """Each tariff as its JSON (SPEC section 5) and where it is assigned, as `tariffs list --json` shows it."""
+    return [{**json.loads(r["body"]), "assigned": r["assigned"]} for r in tariffs(store).to_dicts()]
 
 
 def session_positions(store: Store, decimals: int | None) -> pl.DataFrame:

@@ -207,6 +207,9 @@ class PullProgress:
     entity_id: str
     readings: int  # readings of this entity received so far
 
+    def line(self) -> str:
+        return f"pulling {self.entity_id} ({self.entity_index + 1}/{self.entity_count}): {self.readings} readings"
+
 
 def pull(
     store: Store,
@@ -683,3 +686,61 @@ def reconcile_record(row: dict) -> dict:
         names[k]: (rfc3339(v) if isinstance(v, datetime) else round(v, 6) if isinstance(v, float) else v)
         for k, v in row.items()
     }
+
+
+# -- what the `remote` commands print, the same whether they run here or through a server holding the database ----
+ENTITY_TABLE = ["entity_id", "entity_type", "name", "last_reading_pulled", "last_error"]
+SESSION_TABLE = ["session_id", "entity_id", "start_utc", "end_utc", "energy_kwh", "method", "source"]
+RECONCILE_TABLE = ["entity_id", "status", "platform_start_utc", "local_start_utc", "platform_energy_kwh",
+                   "local_energy_kwh", "energy_diff_kwh", "start_diff_min", "end_diff_min"]  # fmt: skip
+RECONCILE_STATUSES = ("matched", "only_platform", "only_local")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def entities_report(store: Store, client: PlatformClient) -> dict:
+    """`remote entities`: the platform's entity objects as it sends them (data) and the table rows (rows)."""
+    records = list_entities(client)
+    rows = entity_table(store, records).to_dicts()
+    return {"data": records, "rows": [{**r, "last_reading_pulled": rfc3339(r["last_reading_pulled"])} for r in rows]}
+
+
+def pull_report(result: PullResult) -> dict:
+    """`remote pull`: a line per entity, a total line when there are several, and why entities failed."""
+    lines = [pulled.line() for pulled in result.entities]
+    total = [result.total().line()] if len(result.entities) > 1 else []
+    return {"lines": lines + total, "failed": [pulled.error for pulled in result.failed]}
+
+
+def sessions_report(store: Store, client: PlatformClient, start: datetime | None) -> dict:
+    """`remote sessions`: pull the platform's sessions, then list the stored ones from the window's start.
+
+    lines: one per entity pulled; data: the table rows; failed: the first failure, or None.
+    """
+    result = pull_sessions(store, client, start=start)
+    rows = platform_sessions(store, start=result.start).to_dicts()
+    data = [{**{c: r[c] for c in SESSION_TABLE}, "start_utc": rfc3339(r["start_utc"]),
+             "end_utc": rfc3339(r["end_utc"]), "energy_kwh": _rounded(r["energy_kwh"])} for r in rows]  # fmt: skip
+    failed = result.failed[0].error if result.failed else None
+    return {"lines": [pulled.line() for pulled in result.entities], "data": data, "failed": failed}
+
+
+def reconcile_report(store: Store, entity_id: str | None) -> dict:
+    """`remote reconcile`: the JSON records (data), the table rows (rows) and the count per status (summary)."""
+    pulled = reconciled_entities(store)
+    if not pulled or (entity_id is not None and entity_id not in pulled):
+        whose = f"of '{entity_id}' " if entity_id is not None else ""
+        raise InputError(
+            f"No platform sessions {whose}were pulled yet, so there is nothing to reconcile; "
+            "run `remote sessions --start ISO` first."
+        )
+    frame = reconciliation(store, entity_id)
+    times = ("platform_start_utc", "local_start_utc")
+    rows = [{c: rfc3339(r[c]) if c in times else r[c] if c in ("entity_id", "status") else _rounded(r[c])
+             for c in RECONCILE_TABLE} for r in frame.to_dicts()]  # fmt: skip
+    counts = frame.get_column("status").value_counts()
+    found = dict(zip(counts.get_column("status").to_list(), counts.get_column("count").to_list(), strict=True))
+    summary = ", ".join(f"{status.replace('_', ' ')} {found.get(status, 0)}" for status in RECONCILE_STATUSES)
+    return {"data": [reconcile_record(r) for r in frame.to_dicts()], "rows": rows, "summary": summary}

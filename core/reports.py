@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from core.costs import round_money, round_money_expr
-from core.errors import InputError, NotFound
+from core.errors import InputError, unknown_entity
 from core.exports import neutralise
 from core.queries import SessionFilter, sessions
 from core.store import Store
@@ -103,7 +103,7 @@ def monthly_report(
     first = parse_month(month)
     timezone = timezone or store.settings().display_timezone
     if entity_id is not None and store.entity(entity_id) is None:
-        raise NotFound(f"There is no entity '{entity_id}'; list entities to see the known ids.")
+        raise unknown_entity(entity_id)
     start, end = month_bounds(first, timezone)
     flt = SessionFilter(start=start, end=end, entity_ids=(entity_id,) if entity_id else ())
     rows = sessions(store, flt).with_columns(

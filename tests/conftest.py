@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench.common import free_port  # noqa: F401  (tests import it from here)
+from bench.common import Server, free_port  # noqa: F401  (tests import free_port from here)
 from core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,3 +56,27 @@ def cli(db_path: Path):
 
 def assert_no_traceback(text: str) -> None:
     assert "Traceback" not in text, text
+
+
+def served_twin(folder: Path):
+    """A demo database served by a real server, and a twin copy the CLI opens itself, for comparing a command run
+    through the server (local administration) with the same command run here."""
+    from tests.e2e.conftest import load_demo
+
+    db = folder / "chargelens.duckdb"
+    load_demo(db)
+    twin = folder / "twin.duckdb"
+    shutil.copy(db, twin)
+    server = Server(db)
+    try:
+        yield server, twin
+    finally:
+        server.stop()
+
+
+def bearer(server: Server) -> dict:
+    """The Authorization header of a client holding the server's local credentials."""
+    from core.credentials import load_or_create
+
+    token = httpx.post(f"{server.url}/api/v1/authentication", json=load_or_create(server.db), timeout=10)
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -4,7 +4,6 @@ consistent pages during an import."""
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import httpx
@@ -12,27 +11,14 @@ import polars as pl
 import pytest
 
 from bench.common import fleet_readings
-from core.credentials import load_or_create
-from tests.e2e.conftest import Server, load_demo
+from tests.conftest import bearer, served_twin
 
 REJECTED = "entity_id,ts,power_kw,soc_pct\nev-x,2025-02-01T10:00:00Z,0,50\nev-x,2025-02-01T10:05:00Z,7.4,150\n"
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("admin")
-    db = folder / "chargelens.duckdb"
-    load_demo(db)
-    twin = folder / "twin.duckdb"
-    shutil.copy(db, twin)
-    server = Server(db)
-    yield server, twin
-    server.stop()
-
-
-def bearer(server) -> dict:
-    token = httpx.post(f"{server.url}/api/v1/authentication", json=load_or_create(server.db), timeout=10)
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+    yield from served_twin(tmp_path_factory.mktemp("admin"))
 
 
 def test_ingest_while_serving_lands_through_the_server_with_the_same_output(demo, cli, tmp_path):

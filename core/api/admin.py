@@ -1,7 +1,8 @@
-"""Local administration (API.md): the CLI's work while `serve` holds the database. Imports run as jobs."""
+"""Local administration (API.md): the CLI's work while `serve` holds the database. Long work runs as jobs."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import uuid
@@ -12,8 +13,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
+from core import remote
 from core.api.auth import require_token
+from core.api.bodies import FeatureChange
 from core.api.params import known_query, parse_time
 from core.backup import backup
 from core.errors import ChargeLensError, InputError, NotFound
@@ -21,9 +25,19 @@ from core.exports import MEDIA_TYPES, export_sessions
 from core.importers import FORMATS, ImportOptions
 from core.importers.times import check_timezone
 from core.jobs import Jobs
-from core.pipeline import COUNTS, DETECTION_OPTIONS, detect_with, detection_overrides, ingest_file
-from core.queries import SessionFilter
+from core.pipeline import (
+    COUNTS,
+    DETECTION_OPTIONS,
+    accept_suggestion,
+    detect_with,
+    detection_overrides,
+    ingest_file,
+    suggestion_records,
+)
+from core.pricing import assign_tariff, read_prices, save_tariff, store_prices, whatif, whatif_records
+from core.queries import SessionFilter, tariff_records
 from core.records import camel
+from core.reports import monthly_report, render
 from core.settings import SETTINGS, database_path
 from core.store import Store
 
@@ -31,10 +45,40 @@ admin = APIRouter(
     prefix="/v1", tags=["local administration"], dependencies=[Depends(require_token), Depends(known_query)]
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+REPORT_TYPES = {"csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
 def _jobs(request: Request) -> Jobs:
     return request.app.state.jobs
+
+
+def _upload_limit_mb() -> int:
+    return Store.open(database_path()).settings().max_upload_mb
+
+
+def _too_large(limit_mb: int) -> ChargeLensError:
+    return ChargeLensError(
+        f"The upload is larger than max_upload_mb ({limit_mb} MB); raise it with `settings set max_upload_mb N`.",
+        title="PayloadTooLarge",
+    )
+
+
+def _refuse_declared_over(request: Request, limit_mb: int) -> None:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit_mb * 1024**2:
+        raise _too_large(limit_mb)
+
+
+async def _upload_bytes(request: Request) -> bytes:
+    """A raw upload (a CSV body), refused once it is larger than the max_upload_mb setting."""
+    limit_mb = await run_in_threadpool(_upload_limit_mb)
+    _refuse_declared_over(request, limit_mb)
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit_mb * 1024**2:
+            raise _too_large(limit_mb)
+    return bytes(data)
 
 
 def import_options(fmt: str, timezone: str | None, entity_type: str | None, mapping: list[str]) -> ImportOptions:
@@ -68,13 +112,7 @@ def start_import(
 ) -> dict:
     options = import_options(fmt, timezone, entity_type, mapping)
     db = database_path()
-    limit_mb = Store.open(db).settings().max_upload_mb
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit_mb * 1024**2:
-        raise ChargeLensError(
-            f"The upload is larger than max_upload_mb ({limit_mb} MB); raise it with `settings set max_upload_mb N`.",
-            title="PayloadTooLarge",
-        ) from None
+    _refuse_declared_over(request, _upload_limit_mb())
     name = Path(file.filename or "upload").name[:200] or "upload"
     folder = db.parent / "uploads"
     folder.mkdir(parents=True, exist_ok=True)
@@ -185,3 +223,248 @@ class SettingValue(BaseModel):
 @admin.put("/settings/{key}", summary="`settings set`")
 def set_setting(key: Annotated[str, PathParam(max_length=64)], body: Annotated[SettingValue, Body()]) -> dict:
     return {"key": key, "value": Store.open(database_path()).change_setting(_setting_key(key), body.value)}
+
+
+# -- tariffs and prices ----------------------------------------------------------------------------------
+TariffName = Annotated[str, PathParam(max_length=1000, description="The tariff's name, percent-encoded.")]
+_TARIFF_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"type": "object", "description": "The tariff JSON (SPEC.md section 5)."}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["tariff"],
+                "properties": {
+                    "tariff": {"type": "string", "description": "The tariff JSON (SPEC.md section 5)."},
+                    "prices": {"type": "string", "format": "binary", "description": "CSV ts,price_per_kwh"},
+                },
+            }
+        },
+    },
+}
+_PRICES_BODY = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+
+
+@admin.get("/tariffs", summary="`tariffs list`: every tariff with where it is assigned")
+def tariffs_list() -> dict:
+    return {"data": tariff_records(Store.open(database_path()))}
+
+
+def _tariff_json(data: bytes | str) -> dict:
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"The tariff is not valid JSON ({str(exc)[:150]}).", errors={"body": "JSON"}) from None
+    if not isinstance(body, dict):
+        raise InputError("The tariff must be one JSON object (SPEC.md section 5).", errors={"body": "an object"})
+    return body
+
+
+async def _tariff_upload(request: Request) -> tuple[dict, tuple[bytes, str] | None]:
+    """The tariff JSON, or from a multipart body its `tariff` part and its `prices` part (a CSV) with its name."""
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        return _tariff_json(await request.body()), None
+    _refuse_declared_over(request, await run_in_threadpool(_upload_limit_mb))
+    async with request.form(max_files=1, max_fields=2) as form:
+        tariff, prices = form.get("tariff"), form.get("prices")
+        if not isinstance(tariff, str):
+            raise InputError("Send the tariff JSON as the part `tariff`.", errors={"body.tariff": "required"})
+        if prices is None or isinstance(prices, str):
+            return _tariff_json(tariff), None if prices is None else (prices.encode(), "prices")
+        return _tariff_json(tariff), (await prices.read(), Path(prices.filename or "").name[:200] or "prices")
+
+
+def _save_tariff(body: dict, prices: tuple[bytes, str] | None) -> dict:
+    return save_tariff(Store.open(database_path()), body, read_prices(*prices) if prices is not None else None)
+
+
+@admin.post(
+    "/tariffs",
+    status_code=201,
+    summary="`tariffs add`: the tariff JSON, or multipart `tariff` and `prices` (CSV) for `--prices`",
+    openapi_extra={"requestBody": _TARIFF_BODY},
+)
+async def tariffs_add(request: Request) -> dict:
+    body, prices = await _tariff_upload(request)
+    return await run_in_threadpool(_save_tariff, body, prices)
+
+
+class Assignment(BaseModel):
+    """Where a tariff applies (`tariffs assign`): exactly one of default, location (a label) and entity."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    default: bool = False
+    location: str | None = Field(None, max_length=10_000)
+    entity: str | None = Field(None, max_length=10_000)
+
+    def scope(self) -> tuple[str, str]:
+        given = [(k, v) for k, v in (("location", self.location), ("entity", self.entity)) if v is not None]
+        if self.default:
+            given.insert(0, ("default", ""))
+        if len(given) != 1:
+            raise InputError("Give exactly one of default, location and entity.", errors={"body": "one of them"})
+        return given[0]
+
+
+@admin.put("/tariffs/{name:path}/assignment", summary="`tariffs assign`")
+def tariffs_assign(name: TariffName, body: Assignment) -> dict:
+    scope, target = body.scope()
+    store = Store.open(database_path())
+    assign_tariff(store, name, scope, target, store.settings().max_gap_min)
+    return {"tariff": name, "scope": scope, "target": target}
+
+
+def _save_prices(data: bytes, file: str, tariff: str) -> dict:
+    store = Store.open(database_path())
+    count = store_prices(store, read_prices(data, file), tariff, store.settings().max_gap_min)
+    return {"tariff": tariff, "prices": count}
+
+
+@admin.post(
+    "/tariffs/{name:path}/prices",
+    summary="`prices import`: the CSV ts,price_per_kwh as the body (up to max_upload_mb)",
+    openapi_extra={"requestBody": _PRICES_BODY},
+)
+async def prices_import(
+    request: Request,
+    name: TariffName,
+    file: Annotated[str, Query(max_length=200, description="The file's name, used in messages only.")] = "prices",
+) -> dict:
+    data = await _upload_bytes(request)
+    return await run_in_threadpool(_save_prices, data, Path(file).name or "prices", name)
+
+
+# -- locations suggested, costs and reports -----------------------------------------------------------------
+@admin.get("/locations/suggestions", summary="`locations suggest`: places proposed from unmatched sessions")
+def location_suggestions() -> dict:
+    return {"data": suggestion_records(Store.open(database_path()))}
+
+
+class Acceptance(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    label: str | None = Field(None, description="The new location's label (default: the suggested one)")
+
+
+@admin.post("/locations/suggestions/{n}/accept", status_code=201, summary="`locations suggest --accept N`")
+def accept_location_suggestion(
+    n: Annotated[int, PathParam(ge=-(2**53), le=2**53)], body: Annotated[Acceptance, Body()] = Acceptance()
+) -> dict:
+    return {"id": accept_suggestion(Store.open(database_path()), n, body.label)}
+
+
+@admin.get(
+    "/costs/whatif",
+    summary="`costs whatif`: actual cost next to the cost under another tariff",
+    responses={404: {"description": "NotFound"}},
+)
+def costs_whatif(
+    tariff: Annotated[str, Query(max_length=1000)],
+    start: Annotated[str | None, Query(description="RFC 3339 time: sessions starting at or after it")] = None,
+    end: Annotated[str | None, Query(description="RFC 3339 time: sessions starting before it")] = None,
+    entity: Annotated[list[str], Query(max_length=10_000)] = [],  # noqa: B006 (read by FastAPI, never mutated)
+    period: Literal["day", "week", "month"] = "month",
+) -> dict:
+    flt = SessionFilter(start=parse_time(start, "start"), end=parse_time(end, "end"), entity_ids=tuple(entity))
+    return {"data": whatif_records(whatif(Store.open(database_path()), tariff, flt, period))}
+
+
+@admin.get(
+    "/reports/monthly",
+    summary="`reports monthly`: the statement's bytes",
+    response_class=Response,
+    responses={
+        200: {"description": "The statement", "content": {media: {} for media in REPORT_TYPES.values()}},
+        404: {"description": "NotFound"},
+    },
+)
+def reports_monthly(
+    month: Annotated[str, Query(max_length=20, description="YYYY-MM, a month of display_timezone")],
+    entity: Annotated[str | None, Query(max_length=200)] = None,
+    fmt: Annotated[Literal["csv", "html"], Query(alias="format")] = "csv",
+) -> Response:
+    report = monthly_report(Store.open(database_path()), month, entity)
+    return Response(render(report, fmt), media_type=REPORT_TYPES[fmt])
+
+
+# -- the remote platform -----------------------------------------------------------------------------------------
+class RemoteConnection(BaseModel):
+    """`remote connect`: the platform's API base URL and client credentials; the secret is kept, never returned."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=camel, populate_by_name=True)
+    url: str = Field(max_length=2000)
+    client_id: str = Field(max_length=500)
+    secret: str = Field(max_length=10_000)
+
+
+def _connection(store: Store) -> dict:
+    found = remote.connection(store)
+    return {"url": found.url, "clientId": found.client_id, "connected": found.connected}
+
+
+@admin.put("/remote/connection", summary="`remote connect`: check the credentials, then keep them")
+def remote_connect(body: RemoteConnection) -> dict:
+    store = Store.open(database_path())
+    count = remote.connect(store, body.url, body.client_id, body.secret)
+    return {**_connection(store), "entities": count}
+
+
+@admin.get("/remote/connection", summary="The remote platform connected to (never its secret)")
+def remote_connection() -> dict:
+    return _connection(Store.open(database_path()))
+
+
+def _remote_report(report, *params) -> dict:
+    store = Store.open(database_path())
+    with remote.open_client(store) as client:
+        return report(store, client, *params)
+
+
+@admin.get("/remote/entities", summary="`remote entities`: the platform's entities (data) and the table (rows)")
+def remote_entities() -> dict:
+    return _remote_report(remote.entities_report)
+
+
+class RemotePull(BaseModel):
+    """`remote pull`: a window (start, end) or sinceLast, for every remote entity or the ones listed."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, alias_generator=camel, populate_by_name=True)
+    since_last: bool = False
+    start: str | None = Field(None, max_length=64)
+    end: str | None = Field(None, max_length=64)
+    entity: list[Annotated[str, Field(max_length=200)]] = Field(default=[], max_length=10_000)
+
+
+@admin.post("/remote/pulls", status_code=202, summary="`remote pull` as a job")
+def remote_pull(request: Request, body: RemotePull) -> dict:
+    window = {"start": parse_time(body.start, "start"), "end": parse_time(body.end, "end"),
+              "since_last": body.since_last, "entity_ids": body.entity}  # fmt: skip
+    store = Store.open(database_path())
+    remote.open_client(store).close()  # not connected: refused now, not as a failed job
+
+    def work(progress) -> dict:
+        def shown(pulled: remote.PullProgress) -> None:
+            progress(pulled.entity_index / pulled.entity_count, pulled.line())
+
+        with remote.open_client(store) as client:
+            return remote.pull_report(remote.pull(store, client, progress=shown, **window))
+
+    return {"jobId": _jobs(request).submit("remote pull", work).id}
+
+
+@admin.get("/remote/sessions", summary="`remote sessions`: pull the platform's sessions, then list them")
+def remote_sessions(
+    start: Annotated[str | None, Query(description="RFC 3339 time; default: from the first readings pull")] = None,
+) -> dict:
+    return _remote_report(remote.sessions_report, parse_time(start, "start"))
+
+
+@admin.patch("/remote/entities/{entityId:path}/features", summary="`remote features set`")
+def remote_feature(entity_id: Annotated[str, PathParam(alias="entityId")], body: FeatureChange) -> list[dict]:
+    with remote.open_client(Store.open(database_path())) as client:
+        return remote.set_feature(client, entity_id, body.feature, body.enabled)
+
+
+@admin.get("/remote/reconciliation", summary="`remote reconcile`: records (data), table (rows) and summary")
+def remote_reconciliation(entity: Annotated[str | None, Query(max_length=200)] = None) -> dict:
+    return remote.reconcile_report(Store.open(database_path()), entity)

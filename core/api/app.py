@@ -50,12 +50,17 @@ def problem(
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route takes at this path (the router names only the first route that matched)."""
-    return [
-        method
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
-        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.routes)
-    ]
+    """Every method some route takes at this path (the router names only the first route that matched).
+
+    A route of this very path shadows the routes whose parameters happen to match it: `/v1/locations/suggestions`
+    is not the location `suggestions`.
+    """
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE")
+    routes = [inner for r in request.app.routes for inner in getattr(getattr(r, "original_router", r), "routes", [r])]
+    found = [(m, r.matches({**request.scope, "method": m, "path_params": {}})) for m in methods for r in routes]
+    taken = [(m, child.get("path_params")) for m, (match, child) in found if match == Match.FULL]
+    exact = [m for m, params in taken if not params]
+    return exact or list(dict.fromkeys(m for m, _ in taken))
 
 
 def create_app(*, clock: Callable[[], float] = time.monotonic) -> FastAPI:

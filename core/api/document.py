@@ -56,7 +56,8 @@ def _statuses(path: str, method: str, secured: bool) -> list[str]:
 def _rewrite(operation: dict[str, Any], path: str, method: str) -> None:
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
-    for status in _statuses(path, method, bool(operation.get("security"))):
+    declared = set(responses) & set(ERRORS)  # errors a route names itself, e.g. a 404 for a tariff named in the query
+    for status in sorted(set(_statuses(path, method, bool(operation.get("security")))) | declared):
         responses[status] = {
             "description": ERRORS[status],
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}},

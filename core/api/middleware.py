@@ -78,7 +78,8 @@ def _with_encoded_entity(scope: Scope) -> Scope:
 class BodyLimitMiddleware:
     """413 PayloadTooLarge for a JSON body over 1 MB, told by Content-Length or counted while it streams in.
 
-    Multipart uploads are left to their own, larger limit (the max_upload_mb setting).
+    Multipart uploads and CSV bodies (a tariff's prices) are left to their own, larger limit (the max_upload_mb
+    setting), which the routes that take them check.
     """
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES):
@@ -90,7 +91,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
-        if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+        if _own_limit(scope["path"], headers.get(b"content-type", b"").lower()):
             await self.app(scope, receive, send)
             return
         declared = headers.get(b"content-length", b"")
@@ -116,6 +117,11 @@ class BodyLimitMiddleware:
 
 
 DRAIN_BYTES = 16 * 1024 * 1024
+
+
+def _own_limit(path: str, content_type: bytes) -> bool:
+    """Bodies their routes limit by max_upload_mb: multipart uploads, and a tariff's prices as CSV."""
+    return content_type.startswith(b"multipart/") or (content_type.startswith(b"text/csv") and path.endswith("/prices"))
 
 
 async def _drain(receive: Receive, limit: int) -> None:

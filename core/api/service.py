@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from core.errors import NotFound
+from core.errors import NotFound, unknown_entity
 from core.features import FEATURES
 from core.records import measure
 from core.schema import READINGS_SCHEMA
@@ -41,14 +41,10 @@ def rows(store: Store, sql: str, params: list | dict) -> list[dict]:
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _no_entity(entity_id: str) -> NotFound:
-    return NotFound(f"There is no entity '{entity_id}'; GET /api/v1/entities lists the known ids.")
-
-
 def entity_or_404(store: Store, entity_id: str) -> dict:
     found = rows(store, "SELECT * FROM entities WHERE entity_id = ?", [entity_id])
     if not found:
-        raise _no_entity(entity_id)
+        raise unknown_entity(entity_id)
     return found[0]
 
 
@@ -77,7 +73,7 @@ def features(store: Store, entity_id: str) -> list[dict]:
         [entity_id],
     )
     if not found:
-        raise _no_entity(entity_id)
+        raise unknown_entity(entity_id)
     state = {feature: enabled for feature, enabled in found if feature is not None}
     return [{"feature": name, "enabled": bool(state.get(name, False))} for name in FEATURES]
 
