@@ -83,12 +83,13 @@ def timed(fn: Callable, *args, repeat: int = 1):
 
 
 def fleet_readings(
-    n_readings: int, n_entities: int, seed: int = 7, cycle_min: int = 720, charge_min: int = 120
+    n_readings: int, n_entities: int, seed: int = 7, cycle_min: int = 720, charge_min: int = 120, step_min: int = 1
 ) -> pl.DataFrame:
-    """Minute readings per entity: a charge of `charge_min` every `cycle_min` minutes at 7.4 kW with small noise."""
+    """Readings every `step_min` minutes per entity: a charge of `charge_min` every `cycle_min` minutes at 7.4 kW
+    with small noise."""
     rng = np.random.default_rng(seed)
     per = n_readings // n_entities
-    minutes = np.arange(per, dtype=np.int64)
+    minutes = np.arange(per, dtype=np.int64) * step_min
     cycle = minutes % cycle_min
     charging = cycle < charge_min
     power = np.where(charging, 7.4, 0.0)
