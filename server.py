@@ -1,11 +1,16 @@
-"""The one serving process: the Streamlit dashboard with the API mounted under /api, on one port."""
+"""The one serving process: the Streamlit dashboard with the API under /api, on one port.
+
+The API answers as the first middleware, so its requests skip the dashboard's own layers (see `ApiFirst`)."""
 
 import contextlib
 
 import streamlit as st
 
-from core.api import api_mount
+from core.api import api_first
+from core.api.middleware import unreadable_requests_in_the_error_shape
 from core.runtime import serving
+
+unreadable_requests_in_the_error_shape()
 
 
 @contextlib.asynccontextmanager
@@ -15,4 +20,4 @@ async def lifespan(app):
         yield {}
 
 
-app = st.App("app.py", routes=[api_mount()], lifespan=lifespan)
+app = st.App("app.py", middleware=[api_first()], lifespan=lifespan)

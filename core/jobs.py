@@ -8,7 +8,10 @@ opens the database (only one can) marks it `interrupted` (core.store). The Overv
 `Jobs` is the serving process's queue for work sent by the CLI while the server holds the database: a job is
 queued, then running (with its progress, 0..1), then done (with its result) or failed (with one sentence). Jobs
 run one after the other on a single worker thread, as DuckDB takes one writer at a time anyway; readers of the API
-and the pages go on meanwhile and see the database before the job's transaction or after it, never between.
+and the pages go on meanwhile and see the database before the job's transaction or after it, never between. That
+thread, and the polars worker threads the work parses with, run at a lower CPU priority (`BACKGROUND_NICE`): on a
+busy machine requests and pages go first and the job takes what is left, so a long import does not make every
+reader wait; on an idle machine the job runs at full speed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import os
 import threading
 import time
 import uuid
@@ -34,6 +38,7 @@ KEEP = 200  # finished jobs remembered
 
 Progress = Callable[[float, str], None]
 UNEXPECTED = "The job failed unexpectedly; it was logged. Try again."
+BACKGROUND_NICE = 10  # Linux nice value of job threads: a tenth of the CPU share of a request when both want it
 _inside = contextvars.ContextVar("chargelens_job", default=None)  # the recorded job this work is part of
 
 
@@ -99,6 +104,24 @@ class Job:
         }
 
 
+def background_priority() -> None:
+    """Lowers the CPU priority of this thread and of polars' worker threads to `BACKGROUND_NICE`.
+
+    Linux gives each thread its own nice value; the polars pool is used by the work of jobs (import parsing,
+    detection) and barely by requests, which read through DuckDB. Where priorities cannot be set, nothing changes.
+    """
+    threads = [threading.get_native_id()]
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm") as comm:
+                if comm.read().startswith("polars-"):
+                    threads.append(int(tid))
+    for tid in threads:
+        with contextlib.suppress(OSError, AttributeError):
+            if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+                os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+
+
 class Jobs:
     def __init__(self):
         self._jobs: dict[str, Job] = {}
@@ -127,6 +150,7 @@ class Jobs:
         def progress(share: float, text: str) -> None:
             job.progress, job.message = max(job.progress, min(share, 1.0)), text
 
+        background_priority()
         job.state = "running"
         try:
             job.result = work(progress)

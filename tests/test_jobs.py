@@ -126,3 +126,41 @@ def test_overview_lists_the_jobs(tmp_path, monkeypatch):
     assert table["kind"].tolist() == ["import"] and table["state"].tolist() == ["done"]
     assert table["subject"].tolist() == ["demo fleet (seed 1)"]
     Store.close_all()
+
+
+JOB_PRIORITY = """
+import os, threading
+import polars as pl
+from core.jobs import BACKGROUND_NICE, Jobs
+
+pl.DataFrame({"a": list(range(100_000))}).sort("a")  # starts polars' worker threads
+def polars_nice():
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/comm") as comm:
+            if comm.read().startswith("polars-"):
+                found.append(os.getpriority(os.PRIO_PROCESS, int(tid)))
+    return found
+before = polars_nice()
+seen = {}
+def work(progress):
+    seen["job"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen["polars"] = polars_nice()
+    return {}
+queue = Jobs()
+job = queue.submit("detect", work)
+queue._worker.shutdown(wait=True)
+print(job.state, seen["job"], BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+      sorted(set(before)), sorted(set(seen["polars"])))
+"""
+
+
+def test_jobs_run_at_a_lower_cpu_priority_than_requests():
+    # In a process of its own: the priority of threads cannot be raised back without privileges.
+    out = subprocess.run([sys.executable, "-c", JOB_PRIORITY], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    state, job_nice, wanted, caller_nice, polars_before, polars_during = out.stdout.strip().split(maxsplit=5)
+    assert state == "done"
+    assert int(job_nice) == int(wanted) == jobs.BACKGROUND_NICE > 0
+    assert int(caller_nice) == 0  # the thread that queued the job (a request's) keeps its priority
+    assert polars_before == "[0]" and polars_during == f"[{jobs.BACKGROUND_NICE}]"

@@ -12,7 +12,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Match, Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import __version__
 from core.api.admin import admin
@@ -142,3 +145,35 @@ def api_mount(prefix: str = "/api") -> Mount:
     mount = Mount(prefix, app=create_app())
     mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
     return mount
+
+
+# Replies smaller than this go out as they are: on loopback, compressing a page of sessions costs more CPU than the
+# bytes it saves; exports and long listings still shrink.
+GZIP_MINIMUM_BYTES = 16 * 1024
+
+
+class ApiFirst:
+    """Sends requests under the API's prefix straight to the API, ahead of the dashboard's own layers.
+
+    The dashboard's middleware (path checks for its static files, its session cookie, its compression) does nothing
+    for the API but cost about 2 ms of CPU per request; the API has its own body limit, security headers and
+    compression. Everything else (pages, websocket, static files) goes on to the dashboard unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api"):
+        self.app = app
+        self.mount = api_mount(prefix)
+        self.api = GZipMiddleware(self.mount.handle, minimum_size=GZIP_MINIMUM_BYTES)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            match, child = self.mount.matches(scope)
+            if match == Match.FULL:
+                await self.api({**scope, **child}, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def api_first(prefix: str = "/api") -> Middleware:
+    """The serving process's API: a middleware of `st.App` that answers every path under `prefix`."""
+    return Middleware(ApiFirst, prefix=prefix)

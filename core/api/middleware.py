@@ -201,3 +201,42 @@ class SecurityHeadersMiddleware:
 
 def _under_v1(scope: Scope) -> bool:
     return scope["path"].startswith(f"{scope.get('root_path', '')}/v1")
+
+
+UNREADABLE = (
+    "The request could not be read as HTTP: its request line or headers are malformed or too long (the address, "
+    "with its query, is limited to about 64 KB). Send a well-formed, shorter request, e.g. with fewer repeated "
+    "query parameters."
+)
+
+
+def unreadable_requests_in_the_error_shape() -> None:
+    """Requests the HTTP layer cannot parse get the API's one error shape instead of uvicorn's plain text.
+
+    uvicorn's compiled HTTP protocol answers a request it cannot read (a request line over the parser's limit,
+    bytes that are not HTTP) with a text/plain 400 before any app sees it. The same 400, connection closed, now
+    carries the JSON problem (title, status, detail) and the security headers every other reply has.
+    """
+    try:
+        from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+    except ImportError:  # the pure-Python protocol: its refusals stay as uvicorn sends them
+        return
+
+    body = json.dumps({"title": "BadRequest", "status": 400, "detail": UNREADABLE}).encode()
+
+    def send_400_response(self: HttpToolsProtocol, msg: str) -> None:
+        content = [STATUS_LINE[400]]
+        for name, value in (*self.server_state.default_headers, *SECURITY_HEADERS):
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend(
+            [
+                b"content-type: application/json\r\n",
+                b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
+
+    HttpToolsProtocol.send_400_response = send_400_response
