@@ -305,10 +305,16 @@ def _enrich(sessions: pl.DataFrame, df: pl.DataFrame) -> pl.DataFrame:
     for columns in (("power_kw",), ("latitude", "longitude")):
         if not all(has_data(df, c) for c in columns):
             continue
-        rows = df.filter(pl.all_horizontal(pl.col(c).is_not_null() for c in columns)).select(BY, "ts", *columns)
+        wanted = spans
+        if columns == ("power_kw",):  # measured peaks replace the estimates of the other methods only
+            wanted = spans.filter(pl.col("__k").is_in(s.filter(pl.col("method") != "power")["__k"].implode()))
+        if wanted.height == 0:
+            continue
+        known = pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
+        rows = df.filter(known & pl.col(BY).is_in(wanted[BY].unique().implode())).select(BY, "ts", *columns)
         inside[columns] = (
             rows.join_asof(
-                spans, left_on="ts", right_on="start_utc", by=BY, strategy="backward", check_sortedness=False
+                wanted, left_on="ts", right_on="start_utc", by=BY, strategy="backward", check_sortedness=False
             )
             .filter(pl.col("ts") <= pl.col("end_utc"))
             .group_by("__k")

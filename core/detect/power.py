@@ -24,9 +24,12 @@ ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFrame | None:
     """Every power session, complete or not (see engine.CANDIDATE_COLUMNS), from `prepare()`d readings."""
-    df = prepared.filter(pl.col("power_kw").is_not_null())
-    if df.height == 0:
+    found = prepared.filter(pl.col("power_kw").is_not_null())
+    if found.height == 0:
         return None
+    bridge = _bridge(found)
+    # One lazy plan from here: polars keeps only the columns each step needs and computes the shared part once.
+    df = found.lazy()
     pause = pl.duration(seconds=params.max_pause_min * 60)
     max_gap = params.max_gap_min * 60
     by = BY
@@ -51,18 +54,26 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
         .then(pl.col("ts") - prev("__off_start"))
         .otherwise(pl.duration(seconds=0))
     )
-    on = df.filter("__charging").with_columns(
-        __hard=pl.col("__seg_u") + pl.col("__moves"), __restarts=pl.col("__seg_r") - pl.col("__moves")
-    )
-    on = on.with_columns(__prev_ts=prev("ts"), __prev_hard=prev("__hard"), __prev_restarts=prev("__restarts"))
+    # Sessions are numbered over the charging readings alone; each is compared with the entity's previous charging
+    # reading (the last one before it, found by a masked forward fill), and the numbers are a masked running count.
+    charging_only = pl.col("__charging")
+    before = {
+        name: pl.when(charging_only).then(expr).forward_fill().shift(1)
+        for name, expr in {
+            "eid": pl.col("__eid"),
+            "hard": pl.col("__seg_u") + pl.col("__moves"),
+            "restarts": pl.col("__seg_r") - pl.col("__moves"),
+        }.items()
+    }
+    same = (before["eid"] == pl.col("__eid")).fill_null(False)
+    restarted = (pl.col("__seg_r") - pl.col("__moves")) != before["restarts"]
     new = (
-        pl.col("__prev_ts").is_null()
+        ~same
         | (pl.col("__pause") > pause)
-        | (pl.col("__hard") != pl.col("__prev_hard"))
-        | ((pl.col("__restarts") != pl.col("__prev_restarts")) & (pl.col("__pause") > pl.duration(seconds=0)))
+        | ((pl.col("__seg_u") + pl.col("__moves")) != before["hard"])
+        | (restarted & (pl.col("__pause") > pl.duration(seconds=0)))
     )
-    on = on.with_columns(__session=new.cum_sum())  # numbered across entities: unique on its own
-    df = df.join(on.select(by, "ts", "__session"), on=[by, "ts"], how="left", maintain_order="left")
+    df = df.with_columns(__session=pl.when(charging_only).then((charging_only & new).cum_sum()))
     # Each interval to the next reading belongs to the session of its charging end, if any.
     df = df.with_columns(
         __next_ts=following("ts"),
@@ -74,7 +85,7 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
     )
     interval_ok = pl.col("__dt_s") <= max_gap
     gap = ~interval_ok & pl.col("__session").is_not_null() & (pl.col("__next_session") == pl.col("__session"))
-    df = df.with_columns(__gap=gap.fill_null(False), __bridge=_bridge(df))
+    df = df.with_columns(__gap=gap.fill_null(False), __bridge=bridge)
     bridged = pl.col("__gap") & pl.col("__bridge").is_not_null()
     owned = interval_ok & pl.col("__owner").is_not_null()
     df = df.with_columns(
@@ -156,7 +167,7 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
         __done_ts="end_utc",
         __last_ts="__last_ts",
         __strict=pl.lit(False),
-    )
+    ).collect()
 
 
 def _bridge(df: pl.DataFrame) -> pl.Expr:
