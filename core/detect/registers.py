@@ -49,16 +49,19 @@ def num(expr: pl.Expr, decimals: int = 3) -> pl.Expr:
 
 
 def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str) -> pl.DataFrame | None:
-    """Every session of one register kind (meter | counter | soc), complete or not, as engine candidates."""
+    """Every session of one register kind (meter | counter | soc), complete or not, as engine candidates (None when
+    the value is never known; an empty frame when it never changes entity-internally)."""
     column = COLUMNS[kind]
     r = prepared.filter(pl.col(column).is_not_null())
     if kind == "soc":
         r = r.filter(pl.col("__cap") > 0)
     if r.height == 0:
         return None
-    # One row per interval: from the entity's previous reading of this value to this one.
+    # One row per interval: from the entity's previous reading of this value to this one. One lazy plan from here:
+    # polars keeps only the columns each step needs and computes the part shared by first, last and inside once.
     r = (
-        r.select(BY, "__eid", "ts", "__seg_u", "__seg_r", "__moves", "is_charging", "__cap", __v=pl.col(column))
+        r.lazy()
+        .select(BY, "__eid", "ts", "__seg_u", "__seg_r", "__moves", "is_charging", "__cap", __v=pl.col(column))
         .with_columns(
             __same=same_entity(),
             __pts=pl.col("ts").shift(1),
@@ -70,8 +73,6 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         )
         .filter("__same")
     )
-    if r.height == 0:
-        return None
     delta = pl.col("__v") - pl.col("__pv")
     dt_h = (pl.col("ts") - pl.col("__pts")).dt.total_microseconds() / 3.6e9
     if kind == "meter":
@@ -167,7 +168,7 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         __done_ts="__t9",
         __last_ts="__last_ts",
         __strict=pl.lit(True),
-    )
+    ).collect()
 
 
 def _reasons(kind: str) -> tuple[pl.Expr, pl.Expr]:
