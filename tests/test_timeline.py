@@ -246,3 +246,16 @@ def test_the_timeline_is_one_svg_path_up_to_5000_sessions_and_webgl_beyond():
     assert SVG_MAX_POINTS == 3 * 5000
     assert [t.type for t in sessions_timeline(segments(5000), "UTC").data] == ["scatter"]
     assert [t.type for t in sessions_timeline(segments(5001), "UTC").data] == ["scattergl"]
+
+
+def test_the_timeline_margin_fits_the_longest_entity_id_up_to_a_cap():
+    from ui.charts import LEFT_MARGIN_MAX, sessions_timeline
+
+    def margin(*ids: str) -> int:
+        rows = [(x, e, 1.0) for e in ids for x in ("2025-01-01 10:00:00", "2025-01-01 11:00:00", None)]
+        segments = pl.DataFrame(rows, schema=["x", "y", "energy_kwh"], orient="row")
+        return sessions_timeline(segments, "UTC").layout.margin.l
+
+    assert margin("ev-1", "cp-00001") == 24 + 7 * len("cp-00001")
+    assert margin("ev-1", "a" * 36) == 24 + 7 * 36  # a UUID-long id is shown whole
+    assert margin("x" * 80) == LEFT_MARGIN_MAX

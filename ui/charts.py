@@ -51,6 +51,7 @@ def show(fig: go.Figure, caption: str, key: str) -> None:
     )
 
 
+LEFT_MARGIN_MAX = 320  # px; longer entity ids are cut at the left edge of the timeline
 SVG_MAX_POINTS = 15_000  # a timeline of up to 5 000 sessions (3 points each) is drawn as SVG, larger ones by WebGL
 
 
@@ -75,7 +76,11 @@ def sessions_timeline(segments: pl.DataFrame, timezone: str) -> go.Figure:
             hovertemplate="%{y}<br>%{x}<br>%{customdata:.1f} kWh<extra></extra>",
         )
     )
-    fig.update_yaxes(type="category", categoryorder="category descending", title=None)
+    # The left margin from the longest entity id (about 7 px a character) rather than measured by the browser: with
+    # hundreds of rows, measuring every label took a tenth of the page's first draw.
+    widest = max((len(e) for e in entities), default=0)
+    fig.update_yaxes(type="category", categoryorder="category descending", title=None, automargin=False)
+    fig.update_layout(margin={"l": min(LEFT_MARGIN_MAX, 24 + 7 * widest)})
     fig.update_xaxes(type="date", title=f"Local time ({timezone})")
     fig.update_layout(title="Sessions per entity", height=min(3000, max(320, 120 + 32 * len(entities))))
     return fig
