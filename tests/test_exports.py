@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from datetime import datetime
@@ -32,3 +33,10 @@ def test_a_workbook_is_stamped_with_its_newest_session_end_not_the_clock():
 def test_a_workbook_without_sessions_has_a_fixed_stamp():
     empty = pl.DataFrame(schema={"entity_id": pl.String, "end_utc": pl.Datetime("us")})
     assert "2000-01-01T00:00:00Z" in core_properties(render(empty, "xlsx"))
+
+
+def test_csv_keeps_utf8_names_and_neutralises_every_formula_start():
+    frame = pl.DataFrame({"entity_id": ["ev-ü Zürich", "=cmd", "+1", "-1", "@x", "ok=1"], "energy_kwh": [1.0] * 6})
+    text = render(frame, "csv").decode("utf-8")  # bytes that are not UTF-8 fail here
+    rows = list(csv.reader(io.StringIO(text)))
+    assert [r[0] for r in rows[1:]] == ["ev-ü Zürich", "'=cmd", "'+1", "'-1", "'@x", "ok=1"]
