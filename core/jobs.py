@@ -38,7 +38,7 @@ KEEP = 200  # finished jobs remembered
 
 Progress = Callable[[float, str], None]
 UNEXPECTED = "The job failed unexpectedly; it was logged. Try again."
-BACKGROUND_NICE = 10  # Linux nice value of job threads: a tenth of the CPU share of a request when both want it
+BACKGROUND_NICE = 10  # Linux nice value of job threads: about a tenth of a request's CPU share when both want it
 _inside = contextvars.ContextVar("chargelens_job", default=None)  # the recorded job this work is part of
 
 

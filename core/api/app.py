@@ -156,8 +156,9 @@ class ApiFirst:
     """Sends requests under the API's prefix straight to the API, ahead of the dashboard's own layers.
 
     The dashboard's middleware (path checks for its static files, its session cookie, its compression) does nothing
-    for the API but cost about 2 ms of CPU per request; the API has its own body limit, security headers and
-    compression. Everything else (pages, websocket, static files) goes on to the dashboard unchanged.
+    for the API but cost CPU on every request (a fifth of an /api/health reply: 1.7 against 1.4 ms); the API has its
+    own body limit, security headers and compression. Everything else (pages, websocket, static files) goes on to
+    the dashboard unchanged.
     """
 
     def __init__(self, app: ASGIApp, prefix: str = "/api"):
