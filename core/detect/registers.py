@@ -50,7 +50,7 @@ def num(expr: pl.Expr, decimals: int = 3) -> pl.Expr:
 
 def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str) -> pl.DataFrame | None:
     """Every session of one register kind (meter | counter | soc), complete or not, as engine candidates (None when
-    the value is never known; an empty frame when it never changes entity-internally)."""
+    the value is never known; an empty frame when no entity has two readings of it)."""
     column = COLUMNS[kind]
     r = prepared.filter(pl.col(column).is_not_null())
     if kind == "soc":
