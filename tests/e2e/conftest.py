@@ -6,10 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from bench.common import Server
 from tests.conftest import ROOT
@@ -89,3 +90,37 @@ def choose(page, combobox, option: str, tries: int = 3) -> None:
             continue
         item.click()
         return
+
+
+def settled(page, timeout_ms: int = 60_000) -> None:
+    """Wait until no script run is in flight: a download button clicked while a rerun is still on its way holds the
+    previous run's file id, which the server has already revoked (Streamlit answers with an error under the button)."""
+    expect(page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]')).to_have_count(
+        1, timeout=timeout_ms
+    )
+
+
+def download(page, button, server=None, timeout_s: float = 60.0):
+    """Click a download button on a settled page and return the Download. When none comes, fail with what the
+    button showed and the end of the server's log, so a failure says why."""
+    settled(page)
+    downloads = []
+
+    def arrived(d) -> None:
+        downloads.append(d)
+
+    page.on("download", arrived)
+    try:
+        button.click()
+        error = page.locator('[data-testid="stDownloadButtonError"]')
+        deadline = time.monotonic() + timeout_s
+        while not downloads:
+            shown = error.all_inner_texts()
+            if shown or time.monotonic() > deadline:
+                log = server.db.with_suffix(".log").read_text()[-4000:] if server else ""
+                what = f"the button showed {shown}" if shown else f"no download within {timeout_s:.0f} s"
+                pytest.fail(f"{what}; server log:\n{log}")
+            page.wait_for_timeout(100)
+    finally:
+        page.remove_listener("download", arrived)
+    return downloads[0]

@@ -8,7 +8,7 @@ import io
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import choose, shot
+from tests.e2e.conftest import choose, download, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -31,9 +31,8 @@ def test_two_band_tariff_for_home_shows_in_sessions_export(server, page, tmp_pat
 
     page.goto(f"{server.url}/sessions?location=Home&entity=ev-01")
     expect(page.get_by_text(" sessions, ")).to_be_visible(timeout=30_000)
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Export CSV").click()
-    rows = list(csv.DictReader(io.StringIO((download.value.path()).read_text())))
+    exported = download(page, page.get_by_role("button", name="Export CSV"), server)
+    rows = list(csv.DictReader(io.StringIO(exported.path().read_text())))
     assert len(rows) > 10
     for row in rows:
         t1, t2 = float(row["energy_t1_kwh"]), float(row["energy_t2_kwh"])

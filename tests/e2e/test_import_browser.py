@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, shot
+from tests.e2e.conftest import Server, download, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +35,8 @@ def test_upload_summary_and_rejects_download(server, page, tmp_path):
     expect(page.get_by_text("upload.csv: read 4, stored 3, duplicate 0, conflict 0, rejected 1")).to_be_visible(
         timeout=30_000
     )
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download rejects of upload.csv").click()
     saved = tmp_path / "rejects.csv"
-    download.value.save_as(saved)
+    download(page, page.get_by_role("button", name="Download rejects of upload.csv"), server).save_as(saved)
     assert saved.read_text() == (
         "file,row,column,value,reason\nupload.csv,4,soc_pct,150,state of charge must be between 0 and 100 %\n"
     )

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server, shot
+from tests.e2e.conftest import Server, download, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -81,10 +81,8 @@ def test_a_shared_view_exports_the_same_bytes_as_the_cli_in_every_format(demo_se
     twin = tmp_path / "twin.duckdb"  # the same demo (same seed) in a database of its own
     assert cli("demo", db=twin).code == 0
     for fmt in ("csv", "json", "parquet", "xlsx"):
-        with page.expect_download(timeout=60_000) as download:
-            page.get_by_role("button", name=f"Export {fmt.upper()}").click()
         saved = tmp_path / f"ui.{fmt}"
-        download.value.save_as(saved)
+        download(page, page.get_by_role("button", name=f"Export {fmt.upper()}"), demo_server).save_as(saved)
         out = tmp_path / f"cli.{fmt}"
         assert cli("sessions", "export", "--format", fmt, *SAME_FILTER, "--out", str(out), db=twin).code == 0
         assert saved.read_bytes() == out.read_bytes(), fmt

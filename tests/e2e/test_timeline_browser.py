@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import download, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +45,9 @@ def test_timeline_draws_every_chart_and_downloads_a_png(demo_server, page, tmp_p
     open_tab(page, "Idle time", "Plug-in time: charging and idle")
     shot(page, "timeline-idle-tab")
 
-    with page.expect_download(timeout=120_000) as download:
-        page.get_by_role("button", name="Download PNG").first.click()
-    saved = tmp_path / download.value.suggested_filename
-    download.value.save_as(saved)
+    png = download(page, page.get_by_role("button", name="Download PNG").first, demo_server, timeout_s=120)
+    saved = tmp_path / png.suggested_filename
+    png.save_as(saved)
     assert saved.name == "sessions-timeline.png"
     assert saved.read_bytes()[:8] == PNG_SIGNATURE
     assert saved.stat().st_size > 10_000
@@ -62,11 +61,10 @@ def test_whole_period_toggle_and_monthly_report_download(demo_server, page, cli,
     expect(page.get_by_text(re.compile(r"all (\d+) of \1 filtered sessions"))).to_be_visible(timeout=30_000)
 
     page.get_by_text("Monthly report: a statement per entity").click()
-    with page.expect_download(timeout=60_000) as download:
-        page.get_by_role("button", name="Download HTML").click()
+    html = download(page, page.get_by_role("button", name="Download HTML"), demo_server)
     saved = tmp_path / "ui.html"
-    download.value.save_as(saved)
-    assert download.value.suggested_filename == "chargelens-2025-04.html"
+    html.save_as(saved)
+    assert html.suggested_filename == "chargelens-2025-04.html"
     # The same demo in a database of its own: the CLI statement must be byte-for-byte the same.
     twin = tmp_path / "twin.duckdb"
     assert cli("demo", db=twin).code == 0
