@@ -3,6 +3,8 @@
 The API answers as the first middleware, so its requests skip the dashboard's own layers (see `ApiFirst`)."""
 
 import contextlib
+import faulthandler
+import signal
 
 import streamlit as st
 
@@ -11,6 +13,7 @@ from core.api.middleware import unreadable_requests_in_the_error_shape
 from core.runtime import serving
 
 unreadable_requests_in_the_error_shape()
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID`: every thread's stack into the log
 
 
 @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -117,10 +118,17 @@ def download(page, button, server=None, timeout_s: float = 60.0):
         while not downloads:
             shown = error.all_inner_texts()
             if shown or time.monotonic() > deadline:
-                log = server.db.with_suffix(".log").read_text()[-4000:] if server else ""
+                log = server_stacks(server) if server else ""
                 what = f"the button showed {shown}" if shown else f"no download within {timeout_s:.0f} s"
                 pytest.fail(f"{what}; server log:\n{log}")
             page.wait_for_timeout(100)
     finally:
         page.remove_listener("download", arrived)
     return downloads[0]
+
+
+def server_stacks(server) -> str:
+    """The end of the server's log after asking it for every thread's stack (server.py registers SIGUSR1)."""
+    os.kill(server.proc.pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    return server.db.with_suffix(".log").read_text()[-12000:]
