@@ -16,27 +16,41 @@ st.title("Timeline")
 db = store()
 timezone = db.settings().display_timezone
 
-with st.expander("Monthly report: a statement per entity for reimbursing home charging", icon=":material/receipt:"):
-    months = queries.session_months(db, timezone)
-    if months:
+
+@st.fragment
+def monthly_report() -> None:
+    """Built only while open, and rerun on its own: the page's charts do not redraw for it."""
+    panel = st.expander(
+        "Monthly report: a statement per entity for reimbursing home charging",
+        icon=":material/receipt:",
+        key="report-open",
+        on_change="rerun",
+    )
+    if not panel.open:
+        return
+    with panel:
+        months = queries.session_months(db, timezone)
+        if not months:
+            st.caption("No sessions yet; statements can be made once there are sessions.")
+            return
         left, right = st.columns(2)
         month = left.selectbox(f"Month ({timezone})", months, key="report-month")
         entity = right.selectbox("Entity", [ALL, *queries.filter_choices(db)["entities"]], key="report-entity")
         entity_id = None if entity == ALL else entity
-        st.caption("Sessions, energy and cost per location label (Home first) and totals; built when you click.")
+        report = reports.monthly_report(db, month, entity_id, timezone)
+        st.caption("Sessions, energy and cost per location label (Home first) and totals.")
         for column, fmt in zip(st.columns(len(reports.FORMATS)), reports.FORMATS, strict=True):
             column.download_button(
                 f"Download {fmt.upper()}",
-                lambda fmt=fmt, month=month, entity_id=entity_id: reports.render(
-                    reports.monthly_report(db, month, entity_id, timezone), fmt
-                ),
+                reports.render(report, fmt),
                 file_name=reports.file_name(month, entity_id, fmt),
                 mime=reports.MEDIA_TYPES[fmt],
                 key=f"report-{fmt}",
                 on_click="ignore",
             )
-    else:
-        st.caption("No sessions yet; statements can be made once there are sessions.")
+
+
+monthly_report()
 
 flt = filter_bar(db, "timeline")
 show_totals(db, flt)

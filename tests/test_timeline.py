@@ -41,6 +41,14 @@ def timeline() -> AppTest:
     return at
 
 
+def open_report(at: AppTest) -> AppTest:
+    """Open the monthly-report panel (it builds nothing while closed)."""
+    at.session_state["report-open"] = True
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
@@ -111,8 +119,8 @@ def test_empty_database_shows_empty_states(db_path, monkeypatch):
     at = timeline()
     assert_fine(at)
     assert at.info[0].value.startswith("No sessions to draw.")
-    assert "No sessions yet" in " ".join(c.value for c in at.caption)
     assert not charts(at)
+    assert "No sessions yet" in " ".join(c.value for c in open_report(at).caption)
     Store.close_all()
 
 
@@ -127,7 +135,9 @@ def test_demo_opens_on_the_last_30_days_with_every_chart(demo, demo_sessions):
     )
     assert expected in timeline_caption(at)
     assert len(charts(at)[0]["data"][0]["y"]) == 3 * shown.height  # one segment (start, end, gap) per session
-    labels = [b.label for b in at.get("download_button")]
+    assert [b.label for b in at.get("download_button")] == ["Download PNG"] * 2  # the report panel is closed
+    assert "report-month" not in at.session_state
+    labels = [b.label for b in open_report(at).get("download_button")]
     assert labels == ["Download CSV", "Download HTML"] + ["Download PNG"] * 2
     assert at.selectbox(key="report-month").options == ["2025-04", "2025-03", "2025-02"]
     assert every_tab(at) == TITLES
@@ -180,7 +190,7 @@ def test_a_filter_that_matches_nothing(demo, choice):
     assert_fine(at)
     assert at.info[0].value.startswith("No sessions to draw.")
     assert not charts(at)
-    assert at.selectbox(key="report-month").options  # the report does not depend on the filter
+    assert open_report(at).selectbox(key="report-month").options  # the report does not depend on the filter
 
 
 @pytest.mark.parametrize(
@@ -210,7 +220,7 @@ def test_filters_with_sessions_draw_without_error(demo, choice):
 
 
 def test_report_selectors(demo):
-    at = timeline()
+    at = open_report(timeline())
     at.selectbox(key="report-month").set_value("2025-03")
     at.selectbox(key="report-entity").set_value("ev-01").run()
     assert_fine(at)
