@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import polars as pl
 import pytest
 
 from core.detect import DetectParams, detect_sessions
+from core.detect.prepare import exact_sum
 from tests.scenarios import at, readings, steady
 
 
@@ -92,3 +96,19 @@ def test_entities_are_independent():
 
 def test_no_power_readings_give_no_sessions():
     assert detect_sessions(readings([(0, None), (10, None)])).height == 0
+
+
+def test_exact_sum_is_the_correctly_rounded_sum_in_any_row_order():
+    # Terms of 2**-8 or more are whole numbers of the fixed point, so the one rounding left is the final one: the
+    # result is math.fsum's, whatever the order (a plain float sum of these differs by order in its last bits).
+    rng = random.Random(7)
+    terms = [rng.uniform(0.004, 30.0) for _ in range(5000)] + [1e6, -1e6 + 0.5]
+    expected = math.fsum(terms)
+    orders = [terms, terms[::-1], *(rng.sample(terms, len(terms)) for _ in range(5))]
+    sums = {pl.DataFrame({"x": order}).select(exact_sum("x")).item() for order in orders}
+    assert sums == {expected}
+    assert len({sum(order) for order in orders}) > 1  # the plain sum does depend on the order here
+    grouped = pl.DataFrame({"g": [i % 3 for i in range(len(terms))], "x": terms}).lazy()
+    once = grouped.group_by("g").agg(exact_sum("x")).sort("g").collect(engine="streaming")
+    assert once["x"].to_list() == [math.fsum(terms[g::3]) for g in range(3)]
+    assert pl.DataFrame({"x": [None, None]}, schema={"x": pl.Float64}).select(exact_sum("x")).item() == 0.0

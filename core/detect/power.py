@@ -14,7 +14,7 @@ from __future__ import annotations
 import polars as pl
 
 from core.detect.params import DetectParams
-from core.detect.prepare import BY, following, has_data, prev
+from core.detect.prepare import BY, exact_sum, following, has_data, prev
 from core.ids import SESSION_NAMESPACE, session_id
 
 __all__ = ["ISO", "SESSION_NAMESPACE", "power_candidates", "session_id"]  # session_id: older imports use this path
@@ -115,8 +115,8 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
         df.filter(pl.col("__owner").is_not_null())
         .group_by(by, "__owner")
         .agg(
-            energy_kwh=pl.col("__energy").sum(),
-            __hours=pl.col("__charge_h").sum(),
+            energy_kwh=exact_sum("__energy"),
+            __hours=exact_sum("__charge_h"),
             gap_bridged=pl.col("__bridged").any(),
             gap_not_integrated=pl.col("__open").any(),
         )

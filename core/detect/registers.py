@@ -33,7 +33,7 @@ import polars as pl
 
 from core.detect.params import DetectParams
 from core.detect.power import ISO
-from core.detect.prepare import BY, same_entity
+from core.detect.prepare import BY, exact_sum, same_entity
 
 COLUMNS = {"meter": "energy_kwh", "counter": "energy_added_kwh", "soc": "soc_pct"}
 
@@ -126,8 +126,8 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         r.filter(pl.col("__owner").is_not_null())
         .group_by("__owner")
         .agg(
-            __sum_kwh=pl.col("__kwh").clip(lower_bound=0).sum(),
-            __hours=pl.when("__charging").then(pl.col("__dt_h")).sum(),
+            __sum_kwh=exact_sum(pl.col("__kwh").clip(lower_bound=0)),
+            __hours=exact_sum(pl.when("__charging").then(pl.col("__dt_h"))),
             __reset=(pl.col("__delta") < 0).any(),
             __gap=(pl.col("__dt_h") * 60 > params.max_gap_min).any(),
             __rate=pl.when("__rising").then(pl.col("__kwh") / pl.col("__dt_h")).max(),
