@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -425,17 +425,24 @@ def detection_overrides(store: Store, given: dict[str, float | None]) -> dict[st
 
 def detect_with(store: Store, overrides: dict[str, float], entity_ids: Sequence[str] = (), save: bool = False) -> int:
     """`sessions detect`: recompute with the settings and these checked overrides; `save` keeps them as settings."""
-    count = detect(store, DetectParams.from_settings(store.settings(), **overrides), list(entity_ids) or None)
-    if save:
-        for key, value in overrides.items():
-            store.set_setting(key, value)
-    return count
+    params = DetectParams.from_settings(store.settings(), **overrides)
+    return detect(store, params, list(entity_ids) or None, keep=overrides if save else None)
 
 
-def detect(store: Store, params: DetectParams, entity_ids: Sequence[str] | None = None) -> int:
-    """Recompute detected sessions (all entities, or these) with these parameters; returns the session count."""
+def detect(
+    store: Store,
+    params: DetectParams,
+    entity_ids: Sequence[str] | None = None,
+    keep: Mapping[str, object] | None = None,
+) -> int:
+    """Recompute detected sessions (all entities, or these) with these parameters; returns the session count.
+
+    `keep`: checked settings stored in the same transaction, so the sessions and the settings that made them land
+    together or not at all."""
     subject = f"{len(entity_ids)} entities" if entity_ids else "all entities"
     with jobs.recorded(store, "detect", subject) as outcome, store.transaction() as tx:
+        for key, value in (keep or {}).items():
+            Store.write_setting(tx, key, value)
         ids = entity_ids or [r[0] for r in tx.execute("SELECT entity_id FROM entities").fetchall()]
         count = _recompute(tx, ids, params)
         outcome.line = f"{count:,} sessions"

@@ -290,8 +290,13 @@ class Store:
             raise InputError(str(exc)) from None
 
     def set_setting(self, key: str, value: object) -> None:
+        self.write_setting(self.cursor(), key, value)
+
+    @staticmethod
+    def write_setting(cur: duckdb.DuckDBPyConnection, key: str, value: object) -> None:
+        """Store one checked setting on this cursor (inside the caller's transaction, if it holds one)."""
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        self.cursor().execute(
+        cur.execute(
             "INSERT INTO settings VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", [key, text]
         )
 

@@ -8,7 +8,7 @@ from polars.testing import assert_frame_equal
 from streamlit.testing.v1 import AppTest
 
 from core.detect import DetectParams
-from core.pipeline import DIFF_SCHEMA, detect, detection_diff, load_demo, preview_detection
+from core.pipeline import DIFF_SCHEMA, detect, detect_with, detection_diff, load_demo, preview_detection
 from core.store import Store
 from tests.conftest import ROOT
 
@@ -102,3 +102,22 @@ def test_the_cli_takes_whole_minutes_typed_either_way_and_refuses_fractions_in_o
     Store.close_all()
     refused = cli("sessions", "detect", "--max-pause-min", "2.5", db=copy)
     assert refused.code == 2 and refused.err == "error: '2.5' is not a whole number.\n"
+
+
+def test_saved_settings_land_with_the_sessions_they_made_or_not_at_all(copy, monkeypatch):
+    store = Store.open(copy)
+    before = store.frame("SELECT session_id, energy_kwh FROM sessions ORDER BY 1")
+
+    def fail(tx, *args):
+        tx.execute("DELETE FROM sessions")  # written inside the transaction, then the run fails
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr("core.pipeline._recompute", fail)
+    with pytest.raises(RuntimeError):
+        detect_with(store, {"max_pause_min": 600}, save=True)
+    assert store.settings().max_pause_min == 15
+    assert_frame_equal(store.frame("SELECT session_id, energy_kwh FROM sessions ORDER BY 1"), before)
+    monkeypatch.undo()
+    detect_with(store, {"max_pause_min": 600}, save=True)
+    assert store.settings().max_pause_min == 600
+    assert store.scalar("SELECT count(*) FROM sessions") < before.height  # longer pauses merged sessions

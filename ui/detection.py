@@ -50,8 +50,7 @@ def detection_panel(db: Store, entity_ids: tuple[str, ...]) -> None:
             st.dataframe(diff.with_columns(pl.col("^energy_.*$").round(2)), hide_index=True, width="stretch")
             if st.button("Save these settings and detect again", type="primary", key="detect-save"):
                 with shown_errors(), st.spinner("Detecting sessions of every entity…"):
-                    for key, value in params.items():
-                        db.change_setting(key, f"{value:g}")
-                    count = detect(db, DetectParams.from_settings(db.settings()))
+                    checked = {k: db.check_setting(k, f"{v:g}") for k, v in params.items()}
+                    count = detect(db, DetectParams.from_settings(db.settings(), **checked), keep=checked)
                     st.session_state.pop("detect-diff", None)
                     st.success(f"Saved; {count:,} sessions detected.")
