@@ -7,12 +7,15 @@ import streamlit as st
 
 from core import queries
 from core.pipeline import accept_suggestion, add_location, delete_location, suggestions, update_location
-from ui.common import empty_state, shown_errors, store
+from ui.common import empty_state, literal, shown_errors, store
 
 st.title("Locations")
 db = store()
 exact = db.settings().exact_locations
 places = queries.location_summary(db)
+flash = st.empty()  # always here, so that the elements below keep their place
+if done := st.session_state.pop("locations-done", None):  # shown after the rerun that lists the change
+    flash.success(literal(done))
 if places.height:
     st.dataframe(places.drop("location_id"), hide_index=True, width="stretch")
 else:
@@ -30,6 +33,7 @@ with left.form("add-location", clear_on_submit=True):
     if st.form_submit_button("Add location"):
         with shown_errors():
             add_location(db, label, latitude, longitude, radius)
+            st.session_state["locations-done"] = f"Location {label.strip()} added; sessions were matched again."
             st.rerun()
 
 if places.height:
@@ -43,10 +47,12 @@ if places.height:
         if save.form_submit_button("Save"):
             with shown_errors():
                 update_location(db, chosen["location_id"], label=new_label, radius_m=new_radius)
+                st.session_state["locations-done"] = f"Location {new_label.strip()} saved; sessions were matched again."
                 st.rerun()
         if remove.form_submit_button("Delete"):
             with shown_errors():
                 delete_location(db, chosen["location_id"])
+                st.session_state["locations-done"] = f"Location {chosen['label']} deleted; sessions were matched again."
                 st.rerun()
 
 st.subheader("Suggested places")
@@ -60,6 +66,7 @@ if proposals.height:
     if st.button("Accept suggestion"):
         with shown_errors():
             accept_suggestion(db, number, name.strip() or None)
+            st.session_state["locations-done"] = f"Suggestion {number} accepted; sessions were matched again."
             st.rerun()
 else:
     st.caption("No suggestions: every session with a position matches a location (or there are too few).")

@@ -149,3 +149,30 @@ def test_entities_page_shows_50_switches_and_the_search_narrows(empty_db, tmp_pa
     assert "60 entities; showing the first 50. Narrow the search to see others." in [c.value for c in at.caption]
     next(t for t in at.text_input if t.label == "Find entities").input("ev-05").run()
     assert switches() == [f"capture-ev-05{n}" for n in range(10)]
+
+
+def test_locations_page_says_when_a_place_is_added_and_deleted(demo_db, tmp_path, monkeypatch):
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(demo_db.read_bytes())
+    monkeypatch.setenv("CHARGELENS_DB", str(copy))
+    at = render("locations")
+    next(t for t in at.text_input if t.label == "Label").set_value("Fast charger")
+    next(n for n in at.number_input if n.label == "Latitude").set_value(50.88)
+    next(n for n in at.number_input if n.label == "Longitude").set_value(4.263)
+    next(n for n in at.number_input if n.label == "Radius (m)").set_value(500.0)
+    next(b for b in at.button if b.label == "Add location").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.success] == ["Location Fast charger added; sessions were matched again."]
+    store = Store.open(copy)
+    matched = "SELECT count(*) FROM session_locations JOIN locations USING (location_id) WHERE label = 'Fast charger'"
+    assert store.scalar(matched) >= 200
+    edit = next(s for s in at.selectbox if s.label == "Location")
+    edit.set_value("Fast charger · all entities")
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert [s.value for s in at.success] == ["Location Fast charger deleted; sessions were matched again."]
+    assert (
+        store.scalar(matched) == 0 and store.scalar("SELECT count(*) FROM locations WHERE label = 'Fast charger'") == 0
+    )
+    at.run()
+    assert not at.success  # said once

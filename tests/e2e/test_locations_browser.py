@@ -36,6 +36,8 @@ def test_add_and_delete_a_location_changes_session_labels(server, page):
     form.get_by_label("Longitude").fill("4.263000")
     form.get_by_label("Radius (m)").fill("500")
     form.get_by_role("button", name="Add location").click()
+    # the page says so once the place is stored and sessions are matched again (only then may the test move on)
+    expect(page.get_by_text("Location Fast charger added; sessions were matched again.")).to_be_visible(timeout=60_000)
     expect(page.locator('[data-testid="stDataFrame"]').first).to_contain_text("Fast charger", timeout=30_000)
     shot(page, "locations-added")
     caption = sessions_at(page, server, "Fast charger")
@@ -46,7 +48,11 @@ def test_add_and_delete_a_location_changes_session_labels(server, page):
     edit = page.locator('[data-testid="stForm"]').filter(has_text="Edit or delete")
     expect(edit).to_be_visible(timeout=30_000)
     choose(page, edit.locator('[data-testid="stSelectbox"]'), "Fast charger · all entities")
+    expect(edit.get_by_role("combobox", name="Location")).to_have_value("Fast charger · all entities")
     edit.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("Location Fast charger deleted; sessions were matched again.")).to_be_visible(
+        timeout=60_000
+    )
     expect(page.locator('[data-testid="stDataFrame"]').first).not_to_contain_text("Fast charger", timeout=30_000)
     assert sessions_at(page, server, "Fast charger") == ""  # the label is gone from the filter and the rows
     assert not page.dialogs
