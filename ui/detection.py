@@ -8,7 +8,7 @@ import polars as pl
 import streamlit as st
 
 from core.detect import DetectParams
-from core.pipeline import detect, preview_detection
+from core.pipeline import detect_with, detection_overrides, preview_detection
 from core.settings import SETTINGS
 from core.store import Store
 from ui.common import literal, shown_errors
@@ -33,8 +33,7 @@ def detection_panel(db: Store, entity_ids: tuple[str, ...]) -> None:
         params = {k: v for k, v in chosen.items()}
         if st.button("Preview the difference", key="detect-preview"):
             with shown_errors(), st.spinner("Detecting sessions…"):
-                checked = {k: db.check_setting(k, f"{v:g}") for k, v in params.items()}
-                diff = preview_detection(db, DetectParams(**checked), entity_ids or None)
+                diff = preview_detection(db, DetectParams(**detection_overrides(db, params)), entity_ids or None)
                 st.session_state["detect-diff"] = (params, entity_ids, diff)
         shown = st.session_state.get("detect-diff")
         if shown is not None and shown[0] == params and shown[1] == entity_ids:
@@ -50,7 +49,6 @@ def detection_panel(db: Store, entity_ids: tuple[str, ...]) -> None:
             st.dataframe(diff.with_columns(pl.col("^energy_.*$").round(2)), hide_index=True, width="stretch")
             if st.button("Save these settings and detect again", type="primary", key="detect-save"):
                 with shown_errors(), st.spinner("Detecting sessions of every entity…"):
-                    checked = {k: db.check_setting(k, f"{v:g}") for k, v in params.items()}
-                    count = detect(db, DetectParams.from_settings(db.settings(), **checked), keep=checked)
+                    count = detect_with(db, detection_overrides(db, params), save=True)
                     st.session_state.pop("detect-diff", None)
                     st.success(f"Saved; {count:,} sessions detected.")
