@@ -8,7 +8,7 @@ from core import queries
 from core.costs import DAY_NAMES, parse_tariff, round_money_expr
 from core.pricing import add_tariff, assign_tariff, read_prices, shift, store_prices, whatif
 from ui import charts
-from ui.common import empty_state, literal, shown_errors, store
+from ui.common import announce_once, empty_state, shown_errors, store
 from ui.filters import filter_bar, show_totals
 
 MONEY = ("cost_energy", "cost_energy_shifted", "saving")
@@ -25,9 +25,7 @@ settings = db.settings()
 tariffs = queries.tariffs(db)
 
 st.subheader("Tariffs")
-flash = st.empty()  # always here, so that the elements below keep their place (and expanders their state)
-if saved := st.session_state.pop("costs-saved", None):  # shown after the rerun that lists the new tariff
-    flash.success(literal(saved))
+announce_once("costs-saved")  # after the rerun that lists the new tariff
 if tariffs.height:
     st.dataframe(tariffs.drop("body"), hide_index=True, width="stretch")
 else:

@@ -7,15 +7,13 @@ import streamlit as st
 
 from core import queries
 from core.pipeline import accept_suggestion, add_location, delete_location, suggestions, update_location
-from ui.common import empty_state, literal, shown_errors, store
+from ui.common import announce_once, empty_state, shown_errors, store
 
 st.title("Locations")
 db = store()
 exact = db.settings().exact_locations
 places = queries.location_summary(db)
-flash = st.empty()  # always here, so that the elements below keep their place
-if done := st.session_state.pop("locations-done", None):  # shown after the rerun that lists the change
-    flash.success(literal(done))
+announce_once("locations-done")  # after the rerun that lists the change
 if places.height:
     st.dataframe(places.drop("location_id"), hide_index=True, width="stretch")
 else:

@@ -51,6 +51,15 @@ def shown_errors():
         st.error(literal(text))
 
 
+def announce_once(key: str) -> None:
+    """The success line an action left in st.session_state[key] before its st.rerun(), shown once in the run that
+    shows its result. The slot is there on every run, so that the elements below keep their place (and expanders
+    their state)."""
+    slot = st.empty()
+    if said := st.session_state.pop(key, None):
+        slot.success(literal(said))
+
+
 def empty_state(message: str, hint: str | None = None) -> None:
     st.info(message + (f"\n\n{hint}" if hint else ""), icon=":material/info:")
 
