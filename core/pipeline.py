@@ -167,8 +167,9 @@ def _finish(tx, store: Store, summary: ImportSummary, fmt: str, size, digest, to
             summary.nonexistent,
         ],
     )
-    rejects = summary.rejects.with_columns(import_id=pl.lit(summary.import_id))  # noqa: F841
-    tx.execute('INSERT INTO rejects SELECT import_id, file, "row", "column", value, reason FROM rejects')
+    # Not named `rejects`: DuckDB reads a table of that name before a Python frame, and the table is the target.
+    rejected = summary.rejects.with_columns(import_id=pl.lit(summary.import_id))  # noqa: F841
+    tx.execute('INSERT INTO rejects SELECT import_id, file, "row", "column", value, reason FROM rejected')
     _enable_compatible(tx, touched)
     _recompute(tx, touched, DetectParams.from_settings(store.settings()))
     if with_sessions:

@@ -14,6 +14,7 @@ from core import pipeline
 from core.importers import ImportOptions
 from core.importers import readings as readings_mod
 from core.pipeline import ingest_file, load_demo
+from core.queries import recent_rejects
 from core.store import Store
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -178,3 +179,24 @@ def test_blocks_are_read_typed_and_again_as_text_where_a_number_needs_it(tmp_pat
     rejects = pl.concat([readings_mod.parse_block(source, source.name, ImportOptions(), frame, line, as_text).rejects
                          for frame, line, _, as_text in blocks])  # fmt: skip
     assert rejects.select("row", "column", "value").rows() == [(22, "power_kw", "5e9")]  # as written, not 5000000000.0
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_the_null_words_mean_no_value_and_other_words_are_rejected(tmp_path, monkeypatch, blocks):
+    """README: an empty cell and none, null, nan, na, n/a in any case mean no value; other text is not a number."""
+    if blocks:
+        monkeypatch.setattr(readings_mod, "STREAM_ABOVE_BYTES", 0)
+        monkeypatch.setattr(readings_mod, "BLOCK_BYTES", 120)
+    words = ["", "none", "NULL", "NaN", "nan", "NA", "n/a", " N/A "]
+    lines = [f"ev,2025-03-01T00:{m:02d}:00Z,{word},50" for m, word in enumerate(words)]
+    source = tmp_path / "words.csv"
+    source.write_text("\n".join(["entity_id,ts,power_kw,soc_pct", *lines, "ev,2025-03-01T01:00:00Z,lots,50"]) + "\n")
+    store = Store.open(tmp_path / "words.duckdb")
+    summary = ingest_file(store, source, ImportOptions())
+    assert (summary.stored, summary.rejected) == (len(words), 1)
+    kept = table(store, "SELECT power_kw, soc_pct FROM readings ORDER BY ts")
+    assert kept.rows() == [(None, 50.0)] * len(words)
+    rejects = table(store, 'SELECT "row", "column", value, reason FROM rejects')
+    assert rejects.rows() == [(len(words) + 2, "power_kw", "lots", "not a number")]  # stored, for the Overview:
+    assert recent_rejects(store).select("file_name", "reason", "rows").rows() == [("words.csv", "not a number", 1)]
+    Store.close_all()
