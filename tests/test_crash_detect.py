@@ -18,7 +18,9 @@ from core.store import Store
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-REDETECT = ("sessions", "detect", "--max-pause-min", "45", "--min-power-kw", "1.5", "--save")
+# The fleet's sessions all hold 14.72-14.83 kWh: a 14.8 kWh minimum keeps about half of them (396 of 840), so the
+# new state differs from the old in its sessions, not only in its settings.
+REDETECT = ("sessions", "detect", "--max-pause-min", "45", "--min-energy-kwh", "14.8", "--save")
 
 
 def state(db) -> tuple:
@@ -58,7 +60,7 @@ def test_kill_9_during_detection_keeps_the_old_sessions_or_all_new_ones(tmp_path
     assert run(done, *REDETECT).wait(300) == 0
     full = time.monotonic() - started
     after = state(done)
-    assert after != before and after[2] == 45
+    assert after[2] == 45 and 0 < after[1] < before[1], (before, after)  # fewer sessions, and new settings
     killed_running = []
     for fraction in (0.2, 0.35, 0.5, 0.65, 0.8, 0.95):
         db = tmp_path / f"crash-{fraction}.duckdb"
