@@ -152,6 +152,7 @@ def main() -> int:
         return 0 if exact else 1
     tenth = len(rows) // TENTHS
     first, last = statistics.median(rows[:tenth]), statistics.median(rows[-tenth:])
+    middle = statistics.median(rows[len(rows) // 2 - tenth // 2 :][:tenth])
     growth = 100 * (last - first) / first
     print(
         f"{cycle} cycles in {args.minutes:g} min ({args.days} of growth, {cycle - args.days} steady): energy exact in "
@@ -159,6 +160,9 @@ def main() -> int:
         f"{first:,.0f} -> {last:,.0f} MB ({growth:+.1f} %, target <= 10 %); steady cycles between {min(rows):,.0f} and "
         f"{max(rows):,.0f} MB; peak {peak:,.0f} MB"
     )
+    # Whether it still grows in the second half, or rose early (caches and allocators warming up) and then held.
+    print(f"second half: median of the middle tenth {middle:,.0f} MB -> last tenth {last:,.0f} MB "
+          f"({100 * (last - middle) / middle:+.1f} %)")  # fmt: skip
     return 0 if exact and growth <= 10 else 1
 
 
