@@ -160,7 +160,7 @@ def main() -> int:
         f"{first:,.0f} -> {last:,.0f} MB ({growth:+.1f} %, target <= 10 %); steady cycles between {min(rows):,.0f} and "
         f"{max(rows):,.0f} MB; peak {peak:,.0f} MB"
     )
-    # Whether it still grows in the second half, or rose early (caches and allocators warming up) and then held.
+    # Whether it still grows in the second half, or rose early and then held.
     print(f"second half: median of the middle tenth {middle:,.0f} MB -> last tenth {last:,.0f} MB "
           f"({100 * (last - middle) / middle:+.1f} %)")  # fmt: skip
     return 0 if exact and growth <= 10 else 1
