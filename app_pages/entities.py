@@ -11,7 +11,7 @@ from core.credentials import load_or_create
 from core.errors import ChargeLensError
 from core.features import CAPTURE
 from core.settings import database_path
-from ui.common import empty_state, feature_client, literal, shown_errors, store
+from ui.common import announce_once, empty_state, feature_client, literal, shown_errors, store
 
 MAX_TOGGLES = 50  # a switch per entity: hundreds of them take seconds to draw; the search narrows
 
@@ -200,8 +200,7 @@ if evs.height:
         now_kwh = evs.filter(pl.col("entity_id") == chosen_ev).get_column("battery_capacity_kwh")[0]
         st.number_input("Capacity (kWh)", 1.0, 300.0, value=float(now_kwh or 60.0), step=0.5, key="capacity-kwh")
         st.button("Save capacity", on_click=save_capacity, args=(chosen_ev, "capacity-kwh"))
-        if saved := st.session_state.pop("capacity-saved", None):
-            st.success(literal(saved))
+        announce_once("capacity-saved")
         # The chosen EV's suggestion with its button, the others in one table: a row of widgets per EV took
         # over a second to draw at a few hundred EVs.
         suggested = capacity.suggestions(db)
