@@ -23,7 +23,7 @@ from core.importers import ImportOptions, ParsedFile, parse_file
 from core.importers import readings as readings_mod
 from core.importers.rules import reject_frame
 from core.schema import READING_VALUE_COLUMNS, READINGS_SCHEMA, conform
-from core.store import Store
+from core.store import Store, matches_json_update
 
 COUNTS = (
     "read",
@@ -410,6 +410,7 @@ def _rematch(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None = N
     matches = locations_mod.match_sessions(sessions, locations)  # noqa: F841
     tx.execute(f"DELETE FROM session_locations WHERE session_id IN (SELECT session_id FROM sessions {scope})", params)
     tx.execute("INSERT INTO session_locations SELECT session_id, location_id, accuracy FROM matches")
+    tx.execute(matches_json_update("WHERE s.entity_id IN (SELECT unnest(?))" if entity_ids is not None else ""), params)
 
 
 DETECTION_OPTIONS = ("min_power_kw", "max_pause_min", "max_gap_min", "min_energy_kwh", "soc_min_rise_pct")

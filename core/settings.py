@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -132,10 +133,17 @@ def database_path(explicit: str | os.PathLike | None = None, environ: Mapping[st
     """The database file: an explicit path, else CHARGELENS_DB, else data/chargelens.duckdb."""
     environ = os.environ if environ is None else environ
     if explicit:
-        return Path(explicit).expanduser().resolve()
+        return _resolved(os.fspath(explicit), os.getcwd())
     if environ.get("CHARGELENS_DB"):
-        return Path(environ["CHARGELENS_DB"]).expanduser().resolve()
+        return _resolved(environ["CHARGELENS_DB"], os.getcwd())
     return DEFAULT_DB
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(name: str, cwd: str) -> Path:
+    """An absolute, resolved file name (the API asks for the database's on every request: resolving walks the
+    folders with a system call each)."""
+    return Path(name).expanduser().resolve()  # relative to `cwd`, the current folder
 
 
 def sidecar(db_path: Path, suffix: str) -> Path:

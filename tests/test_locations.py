@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import polars as pl
 import pytest
 
 from core import demo
+from core.detect import DetectParams
 from core.errors import InputError
 from core.locations import EARTH_RADIUS_M, haversine_m, match_sessions, suggest_places, validate_location
-from core.pipeline import delete_location, load_demo, suggestions
+from core.pipeline import add_location, delete_location, detect, load_demo, suggestions, update_location
 from core.store import Store
 
 METRE_LAT = 180 / (math.pi * EARTH_RADIUS_M)  # degrees of latitude per metre
@@ -210,3 +212,47 @@ def test_suggestions_for_a_busy_depot_with_jittered_positions_and_across_the_ant
     assert proposals.get_column("sessions").to_list() == [30_000, 4]
     assert abs(proposals.item(0, "latitude") - 48.0) < 5 * METRE_LAT
     assert abs(proposals.item(1, "longitude")) > 179.9  # not averaged to 0 across the antimeridian
+
+
+def _matches_on_rows(store: Store) -> dict[str, list]:
+    """Each session's copy of its matches (`sessions.matches_json`), as (accuracy, id, label) best first."""
+    rows = store.cursor().execute("SELECT session_id, matches_json FROM sessions").fetchall()
+    return {s: [(m["accuracy"], m["id"], m["label"]) for m in json.loads(text or "[]")] for s, text in rows}
+
+
+def _matches_in_table(store: Store) -> dict[str, list]:
+    """The same from `session_locations`, the matching's own result, in the API's order."""
+    found = {r[0]: [] for r in store.cursor().execute("SELECT session_id FROM sessions").fetchall()}
+    for session, *match in (
+        store.cursor()
+        .execute(
+            "SELECT m.session_id, m.accuracy, l.location_id, l.label FROM session_locations m JOIN locations l "
+            "USING (location_id) ORDER BY m.session_id, m.accuracy DESC, l.label, l.location_id"
+        )
+        .fetchall()
+    ):
+        found[session].append(tuple(match))
+    return found
+
+
+def test_each_session_keeps_a_copy_of_its_matches_through_every_change(tmp_path):
+    store = Store.open(tmp_path / "copy.duckdb")
+    load_demo(store, seed=1)
+    first = "SELECT location_id FROM locations WHERE label = ? ORDER BY location_id LIMIT 1"
+    office, home = (store.cursor().execute(first, [label]).fetchall()[0][0] for label in ("Office", "Home"))
+    steps = [
+        lambda: None,
+        # a second place over the demo's office, labelled with quotes, a backslash and accents
+        lambda: add_location(store, 'Café "Nord" \\ 2', *demo.OFFICE, radius_m=400),
+        lambda: update_location(store, office, label="Office <b>"),
+        lambda: delete_location(store, home),
+        lambda: detect(store, DetectParams(min_energy_kwh=5.0)),
+    ]
+    counts = []
+    for step in steps:
+        step()
+        on_rows = _matches_on_rows(store)
+        assert on_rows == _matches_in_table(store)
+        counts.append(sum(len(m) for m in on_rows.values()))
+    assert len(set(counts)) > 2  # the steps changed the matches, so each comparison above compared something
+    assert any(m[0][2] == 'Café "Nord" \\ 2' for m in _matches_on_rows(store).values() if m)

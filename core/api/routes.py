@@ -239,14 +239,10 @@ def charge_sessions(request: Request, entity_id: EntityId, start: Start, page: P
     scope = {"entity": entity_id, "start": _iso(start_at), "end": _iso(end_at)}
     after = resume(pager, page, kind, scope)
     store = _store()
-    # One read transaction: the matches belong to the same state of the database as the sessions they go with,
-    # even while an import or a recompute commits in between.
-    with store.transaction():
-        rows = service.sessions_page(store, entity_id, start_at, end_at, after, page.size + 1)
-        if not rows:
-            service.entity_or_404(store, entity_id)
-        matches = service.location_matches(store, [r["session_id"] for r in rows[: page.size]])
-        exact = _with_position(rows[: page.size]) and service.exact_locations(store)
+    rows = service.sessions_page(store, entity_id, start_at, end_at, after, page.size + 1)  # matches included
+    if not rows:
+        service.entity_or_404(store, entity_id)
+    exact = _with_position(rows[: page.size]) and service.exact_locations(store)
     return page_reply(
         request,
         pager,
@@ -255,5 +251,5 @@ def charge_sessions(request: Request, entity_id: EntityId, start: Start, page: P
         scope,
         rows,
         lambda r: [to_micros(r["start_utc"]), r["session_id"]],
-        lambda r: session_record(r, EXACT_DECIMALS if exact else None, matches.get(r["session_id"], [])),
+        lambda r: session_record(r, EXACT_DECIMALS if exact else None, service.location_matches(r)),
     )
