@@ -56,9 +56,9 @@ from bench.common import peak_rss_mb  # noqa: E402
 from core.demo import two_band_tariff  # noqa: E402
 from core.ids import session_id  # noqa: E402
 from core.schema import ENTITIES_SCHEMA, READINGS_SCHEMA, SESSIONS_SCHEMA, UTC_TS, conform  # noqa: E402
-from core.store import SCHEMA_VERSION, Store  # noqa: E402
+from core.store import SCHEMA_VERSION, Store, matches_json_update  # noqa: E402
 
-FLEET_VERSION = 1  # bump when the generated fleet changes, so cached databases are made again
+FLEET_VERSION = 2  # bump when the generated fleet changes, so cached databases are made again
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -390,6 +390,7 @@ def build_fleet(path: Path, size: FleetSize) -> dict:
         )
         Store.insert_sessions(tx, sessions)
         tx.execute("INSERT INTO session_locations SELECT session_id, location_id, accuracy FROM matches")
+        tx.execute(matches_json_update())  # each session's copy of its matches, as the matching keeps it
         for body in tariffs:
             tx.execute("INSERT INTO tariffs (name, body) VALUES (?, ?)", [body["name"], json.dumps(body)])
         tx.executemany("INSERT INTO tariff_assignments VALUES (?, ?, ?)", assignments)

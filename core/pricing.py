@@ -13,12 +13,7 @@ import polars as pl
 from core import costs
 from core.errors import ChargeLensError, InputError, NotFound, unknown_entity
 from core.importers import read_bytes
-from core.store import Store
-
-_BEST_LABEL = (
-    "(SELECT l.label FROM session_locations sl JOIN locations l USING (location_id) "
-    "WHERE sl.session_id = s.session_id ORDER BY sl.accuracy DESC, l.label LIMIT 1)"
-)
+from core.store import BEST_LABEL, Store
 
 
 def load_tariffs(tx: duckdb.DuckDBPyConnection) -> tuple[list[costs.Tariff], pl.DataFrame, dict[str, pl.DataFrame]]:
@@ -54,7 +49,7 @@ def reprice(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str] | None, max
     )
     sessions = tx.sql(
         "SELECT s.session_id, s.entity_id, s.start_utc, s.end_utc, s.plug_in_utc, s.plug_out_utc, s.energy_kwh, "
-        f"s.source, s.flags, {_BEST_LABEL} AS location_label FROM sessions s {scope} ORDER BY s.session_id",
+        f"s.source, s.flags, {BEST_LABEL} AS location_label FROM sessions s {scope} ORDER BY s.session_id",
         params=params or None,
     ).pl()
     if sessions.height == 0:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
-from core.store import Query, Store
+from core.store import BEST_ACCURACY, BEST_LABEL, Query, Store
 
 
 @dataclass(frozen=True)
@@ -57,22 +57,14 @@ class SessionFilter:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-_BEST_MATCH = """
-LEFT JOIN (
-    SELECT session_id, label AS location_label, accuracy AS location_accuracy FROM (
-        SELECT sl.session_id, l.label, sl.accuracy,
-               row_number() OVER (PARTITION BY sl.session_id ORDER BY sl.accuracy DESC, l.label) AS rn
-        FROM session_locations sl JOIN locations l USING (location_id)) WHERE rn = 1
-) m USING (session_id)"""
-
-
 def sessions_query(flt: SessionFilter) -> Query:
     where, params = flt.where()
     limit = f" LIMIT {int(flt.limit)}" if flt.limit else ""
     sql = (
-        "SELECT s.*, e.entity_type, e.name AS entity_name, m.location_label, m.location_accuracy, "
+        "SELECT s.* EXCLUDE (matches_json), e.entity_type, e.name AS entity_name, "
+        f"{BEST_LABEL} AS location_label, {BEST_ACCURACY} AS location_accuracy, "
         "date_diff('second', s.start_utc, s.end_utc) / 60.0 AS duration_min "
-        f"FROM sessions s JOIN entities e USING (entity_id) {_BEST_MATCH}{where} "
+        f"FROM sessions s JOIN entities e USING (entity_id){where} "
         f"ORDER BY s.start_utc, s.entity_id, s.session_id{limit}"
     )
     return Query(sql, tuple(params))
@@ -222,7 +214,7 @@ def costs_by(store: Store, flt: SessionFilter, by: str, timezone: str) -> pl.Dat
     """Sessions, energy and cost per entity, location or local day/week/month, per currency."""
     keys = {
         "entity": "s.entity_id",
-        "location": "coalesce(m.location_label, '(no location)')",
+        "location": f"coalesce({BEST_LABEL}, '(no location)')",
         "day": "date_trunc('day', timezone(?, s.start_utc))",
         "week": "date_trunc('week', timezone(?, s.start_utc))",
         "month": "date_trunc('month', timezone(?, s.start_utc))",
@@ -234,7 +226,7 @@ def costs_by(store: Store, flt: SessionFilter, by: str, timezone: str) -> pl.Dat
     return store.frame(
         f"SELECT {keys[by]} AS {by}, coalesce(s.currency, 'no tariff') AS currency, count(*) AS sessions, "
         "sum(s.energy_kwh) AS energy_kwh, sum(s.cost_total) AS cost_total "
-        f"FROM sessions s JOIN entities e USING (entity_id) {_BEST_MATCH}{where} GROUP BY ALL ORDER BY 1, 2",
+        f"FROM sessions s JOIN entities e USING (entity_id){where} GROUP BY ALL ORDER BY 1, 2",
         [*lead, *params],
     )
 
@@ -298,7 +290,7 @@ def timeline_segments(
     )
 
 
-ENERGY_STACKS = {"location": "coalesce(m.location_label, '(no location)')", "method": "s.method"}
+ENERGY_STACKS = {"location": f"coalesce({BEST_LABEL}, '(no location)')", "method": "s.method"}
 
 
 def energy_by_period(store: Store, flt: SessionFilter, period: str, by: str, timezone: str) -> pl.DataFrame:
@@ -309,7 +301,7 @@ def energy_by_period(store: Store, flt: SessionFilter, period: str, by: str, tim
     return store.frame(
         f"SELECT date_trunc('{period}', timezone(?, s.start_utc)) AS period, {ENERGY_STACKS[by]} AS {by}, "
         "sum(s.energy_kwh)::DOUBLE AS energy_kwh, count(*) AS sessions "
-        f"FROM sessions s JOIN entities e USING (entity_id) {_BEST_MATCH}{where} GROUP BY ALL ORDER BY 1, 2",
+        f"FROM sessions s JOIN entities e USING (entity_id){where} GROUP BY ALL ORDER BY 1, 2",
         [timezone, *params],
     )
 
@@ -376,8 +368,8 @@ def energy_share_by_location(store: Store, flt: SessionFilter = SessionFilter(),
     """Energy per best-match location label (the `top` largest, the rest as 'Other places') and its share."""
     where, params = flt.where()
     return store.frame(
-        "WITH t AS (SELECT coalesce(m.location_label, '(no location)') AS location, sum(s.energy_kwh) AS energy_kwh "
-        f"FROM sessions s JOIN entities e USING (entity_id) {_BEST_MATCH}{where} GROUP BY 1), "
+        f"WITH t AS (SELECT coalesce({BEST_LABEL}, '(no location)') AS location, sum(s.energy_kwh) AS energy_kwh "
+        f"FROM sessions s JOIN entities e USING (entity_id){where} GROUP BY 1), "
         "r AS (SELECT *, row_number() OVER (ORDER BY energy_kwh DESC, location) AS rn FROM t) "
         "SELECT CASE WHEN rn <= ? THEN location ELSE 'Other places' END AS location, "
         "sum(energy_kwh)::DOUBLE AS energy_kwh, (sum(energy_kwh) / nullif((SELECT sum(energy_kwh) FROM t), 0))::DOUBLE "

@@ -35,6 +35,11 @@ def matches_json_update(scope: str = "") -> str:
     )
 
 
+# The best match of a session (its first), read from its copy of the matches: no join, no window over every match.
+BEST_LABEL = "json_extract_string(s.matches_json, '$[0].label')"
+BEST_ACCURACY = "CAST(json_extract(s.matches_json, '$[0].accuracy') AS DOUBLE)"
+
+
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 # Readings have no PRIMARY KEY on purpose: the index made imports six times slower, and the one writer keeps
 # (entity_id, ts) unique itself (pipeline._merge anti-joins every import against the stored readings).
@@ -462,4 +467,6 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
             "restore a backup or point --db at another file."
         ) from None
     con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute(f"SET allocator_flush_threshold = '{os.environ.get('CL_FLUSH', '128MB')}'")
+    con.execute(f"SET allocator_background_threads = {os.environ.get('CL_BG', 'false')}")
     return con
