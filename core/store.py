@@ -467,6 +467,4 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
             "restore a backup or point --db at another file."
         ) from None
     con.execute("SET GLOBAL TimeZone = 'UTC'")
-    con.execute(f"SET allocator_flush_threshold = '{os.environ.get('CL_FLUSH', '128MB')}'")
-    con.execute(f"SET allocator_background_threads = {os.environ.get('CL_BG', 'false')}")
     return con
