@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import json
@@ -19,9 +20,9 @@ from core import locations as locations_mod
 from core.detect import DetectParams, detect_sessions
 from core.errors import InputError, NotFound, unknown_entity, unknown_location
 from core.features import CAPTURE, capture_refusal, check_feature_name
-from core.importers import ImportOptions, ParsedFile, parse_file
+from core.importers import ImportOptions, ParsedFile, native, parse_file
 from core.importers import readings as readings_mod
-from core.importers.rules import reject_frame
+from core.importers.rules import REJECT_COLUMNS, reject_frame
 from core.schema import READING_VALUE_COLUMNS, READINGS_SCHEMA, conform
 from core.store import Store, matches_json_update
 
@@ -85,6 +86,8 @@ def ingest_file(
 def _ingest_file(store: Store, path: Path, options: ImportOptions, name: str, progress: Progress) -> ImportSummary:
     if options.not_after is None:  # the clock is read here, at the edge; a day of slack for clock skew
         options = dataclasses.replace(options, not_after=datetime.now(UTC) + timedelta(days=1))
+    if (summary := _ingest_native(store, path, options, name, progress)) is not None:
+        return summary
     if readings_mod.streamable(path, options):
         return _ingest_blocks(store, path, options, name, progress)
     progress(0.0, "reading and checking")
@@ -132,6 +135,122 @@ def _ingest_blocks(store: Store, path: Path, options: ImportOptions, name: str, 
         _finish(tx, store, summary, "readings", size, _sha256(path), sorted(touched), [])
     progress(1.0, "done")
     return summary
+
+
+def _ingest_native(store: Store, path: Path, options: ImportOptions, name: str, progress: Progress):
+    """A canonical CSV or Parquet file read, checked and landed by DuckDB's own readers (core.importers.native);
+    None when the file does not qualify or a row fails a check (nothing written: the full checks report it)."""
+    try:
+        function = native.source(store.cursor(), path, options)
+        columns = native.names_of(store.cursor(), function) if function is not None else []
+    except duckdb.Error:
+        return None
+    if function is None:
+        return None
+    import_id = str(uuid.uuid4())
+    size = path.stat().st_size if path.is_file() else sum(p.stat().st_size for p in path.glob("**/*.parquet"))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        digest = pool.submit(_sha256, path)  # hashing releases the GIL: it overlaps the reading
+        try:
+            with store.transaction() as tx:
+                progress(0.0, "reading and checking")
+                staged = _polled(tx, lambda: native.stage(tx, function, options, columns), progress, 0.0, 0.5,
+                                 "reading and checking")  # fmt: skip
+                summary = _polled(tx, lambda: _land_staged(tx, staged, name, import_id), progress, 0.5, 0.8,
+                                  f"storing {staged.rows:,} rows")  # fmt: skip
+                touched = staged.entities.get_column("entity_id").sort().to_list()
+                sha = digest.result()
+                progress(0.8, f"{summary.stored:,} rows stored; detecting the sessions of {len(touched):,} entities")
+                _finish(tx, store, summary, "readings", size, sha, touched, [])
+        except native.NeedsFullChecks:
+            return None
+        finally:
+            native.reset(store.cursor())  # after the rollback of a failed stage, when only now it can run
+    progress(1.0, "done")
+    return summary
+
+
+def _polled(tx: duckdb.DuckDBPyConnection, work: Callable, progress: Progress, low: float, high: float, text: str):
+    """`work()` (statements on tx) in a thread of its own while this thread reports DuckDB's progress of them, from
+    `low` to `high`: the furthest share of any statement so far (each statement of `work` counts from 0 again)."""
+    shown = low
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(work)
+        while True:
+            try:
+                return future.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                share = low + (high - low) * min(tx.query_progress(), 100.0) / 100.0
+                if share > shown:
+                    shown = share
+                    progress(share, text)
+
+
+def _land_staged(tx: duckdb.DuckDBPyConnection, staged: native.Staged, name: str, import_id: str) -> ImportSummary:
+    """Merge the staged rows into the readings as _merge does: the first of repeated rows in the file and rows
+    already stored win; later ones are duplicates when equal, conflicts (listed) when not."""
+    table = native.TABLE
+    entities = staged.entities
+    Store.upsert_entities(tx, entities.select("entity_id", "entity_type", "name", "brand", "identifier"))
+    # Equal values: the staged columns compared, and a column the file lacks (no value) must be stored as none.
+    in_file = " AND ".join(f"n.{c} IS NOT DISTINCT FROM o.{c}" for c in staged.columns) or "true"
+    as_stored = " AND ".join([in_file] + [f"o.{c} IS NULL" for c in READING_VALUE_COLUMNS if c not in staged.columns])
+    checked = []  # (temporary table of rowid and sameness) for the rows that do not land
+    if staged.repeats:
+        tx.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged_repeats AS SELECT n.rowid AS rid, ({in_file}) AS same FROM {table} n "
+            f"JOIN (SELECT entity_id, ts, min(rowid) AS first FROM {table} GROUP BY entity_id, ts "
+            f"HAVING count(*) > 1) k ON n.entity_id = k.entity_id AND n.ts = k.ts AND n.rowid <> k.first "
+            f"JOIN {table} o ON o.rowid = k.first"
+        )
+        checked.append("staged_repeats")
+    # Only entities whose stored data may reach this file's first time can hold one of its rows already.
+    spans = entities.select("entity_id", "first_ts")  # noqa: F841 (read by DuckDB's replacement scan)
+    near = tx.sql(
+        "SELECT s.entity_id, s.first_ts FROM spans s JOIN entities e USING (entity_id) "
+        "WHERE e.last_seen IS NULL OR e.last_seen >= s.first_ts"
+    ).fetchall()
+    if near:
+        firsts = "AND n.rowid NOT IN (SELECT rid FROM staged_repeats)" if staged.repeats else ""
+        tx.execute(
+            f"CREATE OR REPLACE TEMP TABLE staged_stored AS SELECT n.rowid AS rid, ({as_stored}) AS same "
+            f"FROM {table} n JOIN readings o ON o.entity_id = n.entity_id AND o.ts = n.ts "
+            f"WHERE n.entity_id IN (SELECT unnest(?)) AND o.entity_id IN (SELECT unnest(?)) AND o.ts >= ? {firsts}",
+            [[e for e, _ in near], [e for e, _ in near], min(t for _, t in near)],
+        )
+        checked.append("staged_stored")
+    skip = " ".join(f"ANTI JOIN {t} ON {t}.rid = n.rowid" for t in checked)
+    given = ", ".join(f"n.{c}" for c in ("entity_id", "ts", *staged.columns))
+    tx.execute(
+        f"INSERT INTO readings (entity_id, ts, {', '.join(staged.columns)}) SELECT {given} FROM {table} n {skip}"
+    )
+    held = " UNION ALL ".join(f"SELECT rid, same FROM {t}" for t in checked)
+    conflicts = (
+        tx.sql(
+            f"SELECT ? AS file, NULL::BIGINT AS row, 'ts' AS column, n.entity_id || ' ' || strftime(n.ts, "
+            f"'%Y-%m-%dT%H:%M:%SZ') AS value, ? AS reason FROM ({held}) h JOIN {table} n ON n.rowid = h.rid "
+            f"WHERE NOT h.same ORDER BY h.rid",
+            params=[name, f"conflict: a different {_READINGS.what} is already stored; kept the stored one"],
+        ).pl()
+        if checked
+        else reject_frame()
+    )
+    held_rows = int(tx.execute(f"SELECT count(*) FROM ({held})").fetchall()[0][0]) if checked else 0
+    # The latest time of each entity's rows: those that did not land are stored already, so no later than it.
+    latest = entities.select(id="entity_id", m="last_ts")  # noqa: F841 (read by DuckDB's replacement scan)
+    tx.execute("UPDATE entities SET last_seen = greatest(coalesce(last_seen, m), m) FROM latest WHERE entity_id = id")
+    for t in (*checked, table):
+        tx.execute(f"DROP TABLE {t}")
+    stored = staged.rows - held_rows
+    return ImportSummary(
+        name=name,
+        read=staged.rows,
+        stored=stored,
+        duplicate=held_rows - conflicts.height,
+        conflict=conflicts.height,
+        import_id=import_id,
+        rejects=conflicts.cast(REJECT_COLUMNS),
+    )
 
 
 def land(store: Store, parsed: ParsedFile, size: int | None = None, digest: str | None = None,
@@ -277,7 +396,9 @@ def _enable_compatible(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str])
         tx.execute("INSERT INTO features VALUES (?, ?, ?)", [entity_id, CAPTURE, refusal is None])
 
 
-DETECT_BATCH_ROWS = 2_000_000  # readings held in memory at once while recomputing (whole entities per batch)
+# Readings held in memory at once while recomputing (whole entities per batch). After a 10-million-row import
+# the peak RSS was 2.2 GB with 2 M, 1.8 GB with 1 M and 1.5 GB with 500 000, for 0.25 s and 0.5 s more detection.
+DETECT_BATCH_ROWS = 1_000_000
 
 
 def _recompute(tx: duckdb.DuckDBPyConnection, entity_ids: Sequence[str], params: DetectParams) -> int:

@@ -102,13 +102,18 @@ def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tupl
             checks[f"range:{canonical}"] = (~pl.lit(value).is_between(rule.low, rule.high)).any()
     failing = {name for name, hit in df.select(**checks).row(0, named=True).items() if hit}
     problems = []
-    for canonical, (column, _) in source.items():
+    for canonical, (column, factor) in source.items():
         rule = RULES_BY_COLUMN[canonical]
         if not {f"unreadable:{canonical}", f"range:{canonical}"} & failing:
             continue
         both = parsed.select("__row", pl.col(canonical).alias("__value")).with_columns(
             df.get_column(column).alias("__raw")
         )
+        if rule.kind == "number" and f"unreadable:{canonical}" in failing:
+            grouped = _grouped_numbers(both, factor)
+            if grouped.height:
+                parsed = parsed.update(grouped.rename({"__value": canonical}), on="__row")
+                both = both.update(grouped, on="__row")
         unreadable = both.filter(pl.col("__value").is_null() & pl.col("__raw").is_not_null())
         unreadable = unreadable.filter(~is_null_text(pl.col("__raw")))
         problems.append(_problems(unreadable, column, "not a number" if rule.kind == "number" else rule.reason))
@@ -116,6 +121,19 @@ def value_checks(df: pl.DataFrame, source: dict[str, tuple[str, float]]) -> tupl
             out_of_range = both.filter(~pl.col("__value").is_between(rule.low, rule.high))
             problems.append(_problems(out_of_range, column, rule.reason))
     return parsed, problems
+
+
+# Digits grouped by single underscores (1_000, 2_5.2_5, 1e0_1): numbers in DuckDB's grammar, as in Python's.
+_GROUPED = r"^[+-]?(\d+(_\d+)*)?(\.(\d+(_\d+)*)?)?([eE][+-]?\d+(_\d+)*)?$"
+
+
+def _grouped_numbers(both: pl.DataFrame, factor: float) -> pl.DataFrame:
+    """__row and __value of the text values that only digit-grouping underscores kept from being numbers."""
+    text = pl.col("__raw").cast(pl.String).str.strip_chars()
+    rows = both.filter(pl.col("__value").is_null() & text.str.contains("_", literal=True) & text.str.contains(_GROUPED))
+    value = text.str.replace_all("_", "", literal=True).cast(pl.Float64, strict=False)
+    value = value if factor == 1.0 else (value * factor).round(9)
+    return rows.select("__row", value.alias("__value")).filter(pl.col("__value").is_not_null())
 
 
 def _problems(rows: pl.DataFrame, column: str, reason: str) -> pl.DataFrame:

@@ -9,7 +9,7 @@ order) is the earlier instant and the second occurrence the later one; a single 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -22,8 +22,10 @@ _AWARE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M%#z")
 _NAIVE_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
 # Epoch numbers at or above this are milliseconds (1e11 s would be the year 5138).
 _EPOCH_MS_FROM = 100_000_000_000
-EARLIEST_TS = pl.datetime(1970, 1, 2, time_zone="UTC")
-LATEST_TS = pl.datetime(2100, 1, 1, time_zone="UTC")
+EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)  # times outside [EARLIEST, LATEST) are rejected
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_TS = pl.lit(EARLIEST, dtype=UTC_TS)
+LATEST_TS = pl.lit(LATEST, dtype=UTC_TS)
 
 
 @dataclass(frozen=True)
