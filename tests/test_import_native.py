@@ -184,6 +184,25 @@ def test_parquet_with_typed_columns_is_staged(tmp_path):
     Store.close_all()
 
 
+WIDE = ["entity_id", "ts", "power_kw", "soc_pct", "is_charging", "entity_type"]
+ONE_VALUE = [
+    (column, value, width)
+    for column, values in [("ts", [t.format(h=1, m=2) for t in TIMES[11:]]), ("power_kw", NUMBERS),
+                           ("soc_pct", NUMBERS), ("is_charging", BOOLEANS), ("entity_id", ENTITIES[9:]),
+                           ("entity_type", TYPES)]
+    for value in values
+    for width in (3, 6)  # DuckDB plans a narrow file otherwise (one plan took naive times as UTC)
+    if WIDE.index(column) < width
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("column", "value", "width"), ONE_VALUE, ids=[f"{c}={v!r}-{w}" for c, v, w in ONE_VALUE])
+def test_each_awkward_value_on_its_own_lands_the_same_either_way(tmp_path, column, value, width):
+    rows = [["ev-1", f"2025-03-01T00:0{i}:00Z", "7.4", "50", "true", "EV"][:width] for i in range(3)]
+    rows[1][WIDE.index(column)] = value
+    assert_same(tmp_path, write(tmp_path / "one.csv", WIDE[:width], rows))
+
+
 CLEAN = {
     "entity_id": ["ev-1", "cp-2", "ev 3", "none", "é-4"],
     "ts": ["2025-03-01T{h:02d}:{m:02d}:00Z"],
@@ -216,7 +235,7 @@ def awkward_file(draw) -> list[list[str]]:
     return rows
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(rows=awkward_file(), crlf=st.booleans(), second=st.booleans())
 def test_any_mix_of_awkward_values_lands_the_same_either_way(tmp_path_factory, rows, crlf, second):
     folder = tmp_path_factory.mktemp("mix")

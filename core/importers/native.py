@@ -131,41 +131,45 @@ def stage(tx: duckdb.DuckDBPyConnection, table_function: tuple[str, list], optio
     with `tx.query_progress()`."""
     sql, params = table_function
     time_col = "ts" if "ts" in columns else "timestamp"
+    ts = time_col if sql.startswith("read_parquet") else f"timezone('UTC', {time_col})"  # Parquet's are zoned
     # Only the file's own columns are staged (an absent one is no value: nothing to hold 10 million times).
-    values = [
-        f"CASE WHEN isnan({c}::DOUBLE) THEN NULL ELSE {c}::DOUBLE END AS {c}" if _TYPES[c] == "DOUBLE" else c
-        for c in READING_VALUE_COLUMNS
-        if c in columns
-    ]
+    values = [f"{c}::{_TYPES[c]} AS {c}" for c in READING_VALUE_COLUMNS if c in columns]
     text = [f"nullif({'trim(' + c + ')' if c == 'entity_type' else c}, '') AS {c}" for c in ENTITY_TEXT if c in columns]
     # Without statistics propagation: DuckDB folds isnan() to false from Parquet's min and max, which leave NaN
     # out. The setting is the connection's: `reset` puts it back, also after a failed statement aborted the
     # transaction (when only a rollback can run).
     tx.execute(f"SET disabled_optimizers = '{NO_STATISTICS}'")
     try:
+        # timezone('UTC', t), not a cast: DuckDB pushes a cast to TIMESTAMPTZ into the CSV reader, which then
+        # parses every ISO form and ignores the time format (a naive time would pass as UTC).
         tx.execute(
-            f"CREATE OR REPLACE TEMP TABLE {TABLE} AS SELECT entity_id, {time_col}::TIMESTAMPTZ AS ts, "
+            f"CREATE OR REPLACE TEMP TABLE {TABLE} AS SELECT entity_id, {ts} AS ts, "
             f"{', '.join(values + text)} FROM {sql}",
             params,
         )
     except duckdb.Error as exc:  # a value the reader refuses, a ragged row, bytes that are not UTF-8
         raise NeedsFullChecks(str(exc).splitlines()[0]) from None
-    reset(tx)
     numbers = [r for r in RULES if r.kind == "number" and r.column in columns]
-    rules = [f"NOT ({r.column} BETWEEN {r.low} AND {r.high})" for r in numbers] or ["false"]
-    late = "ts > ?" if options.not_after is not None else "false"
-    rows, bad, out_of_order, runs = tx.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE entity_id IS NULL OR ts IS NULL OR ts < ? OR ts >= ? OR {late} OR "
-        f"{' OR '.join(rules)}), count(*) FILTER (WHERE entity_id = __e AND ts <= __t), "
-        f"count(*) FILTER (WHERE entity_id IS DISTINCT FROM __e) FROM (SELECT entity_id, ts, "
-        f"{''.join(r.column + ', ' for r in numbers)}lag(entity_id) OVER () AS __e, "
-        f"lag(ts) OVER () AS __t FROM {TABLE})",
-        [EARLIEST, LATEST] + ([options.not_after] if options.not_after is not None else []),
+    # Each check over the whole column at once: the range rules hold when its minimum and maximum are within them.
+    spans = "".join(f", min({r.column}), max({r.column}), count(*) FILTER (WHERE isnan({r.column}))" for r in numbers)
+    rows, times, first, last, *found = tx.execute(
+        f"SELECT count(*), count(ts), min(ts), max(ts){spans} FROM {TABLE}"
     ).fetchall()[0]
     if rows == 0:
         raise NeedsFullChecks("no rows")  # the full checks say so in their words
-    if bad:
-        raise NeedsFullChecks(f"{bad} rows fail a check")
+    if times < rows or first < EARLIEST or last >= LATEST or options.not_after is not None and last > options.not_after:
+        raise NeedsFullChecks("a time that is missing or out of bounds")
+    for rule, low, high, nan in zip(numbers, found[0::3], found[1::3], found[2::3], strict=True):
+        if nan:  # NaN is no value (as in rules.parse_number); DuckDB orders it above every number
+            tx.execute(f"UPDATE {TABLE} SET {rule.column} = NULL WHERE isnan({rule.column})")
+            low, high = tx.execute(f"SELECT min({rule.column}), max({rule.column}) FROM {TABLE}").fetchall()[0]
+        if low is not None and not (rule.low <= low and high <= rule.high):
+            raise NeedsFullChecks(f"a value of {rule.column} outside its range")
+    reset(tx)
+    out_of_order, runs = tx.execute(
+        f"SELECT count(*) FILTER (WHERE entity_id = __e AND ts <= __t), count(*) FILTER (WHERE entity_id IS DISTINCT "
+        f"FROM __e) FROM (SELECT entity_id, ts, lag(entity_id) OVER () AS __e, lag(ts) OVER () AS __t FROM {TABLE})"
+    ).fetchall()[0]
     default = options.entity_type or "EV"
     given = "entity_type" in columns
     types = [t for (t,) in tx.execute(f"SELECT DISTINCT entity_type FROM {TABLE}").fetchall()] if given else [None]
