@@ -16,6 +16,7 @@ from polars.testing import assert_frame_equal
 from core import pipeline
 from core.errors import InputError
 from core.importers import ImportOptions, native
+from core.importers import readings as readings_mod
 from core.store import Store
 
 NOT_AFTER = datetime(2026, 1, 1, tzinfo=UTC)
@@ -143,6 +144,17 @@ def test_line_ends_byte_order_marks_quotes_and_entity_columns(tmp_path, newline,
     source = write(tmp_path / "odd.csv", header, rows, newline=newline, bom=bom)
     results, _ = assert_same(tmp_path, source, native_expected=True)
     assert results[0][:5] == (40, 40, 0, 0, 0)
+
+
+def test_a_csv_file_beyond_the_staging_size_goes_to_the_block_reader(tmp_path, monkeypatch):
+    source = write(tmp_path / "large.csv", HEADER, clean_rows(120))
+    monkeypatch.setattr(native, "CSV_MAX_BYTES", source.stat().st_size - 1)
+    monkeypatch.setattr(readings_mod, "STREAM_ABOVE_BYTES", 0)
+    assert native.source(Store.open(tmp_path / "s.duckdb").cursor(), source, OPTIONS) is None
+    Store.close_all()
+    assert readings_mod.streamable(source, OPTIONS)
+    results, _ = assert_same(tmp_path, source, native_expected=False)
+    assert results[0][:5] == (120, 120, 0, 0, 0)
 
 
 def test_a_file_the_full_checks_must_report_is_not_staged_and_nothing_of_the_attempt_remains(tmp_path):
