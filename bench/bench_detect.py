@@ -28,6 +28,7 @@ import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path.cwd()))
 kind, path, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import core  # noqa: F401  (first: polars' allocator settings, as in every ChargeLens process; the scan gets them too)
 import polars as pl
 from bench.bench_detect import COLUMNS, INCREMENT_H
 if kind == "pandas":

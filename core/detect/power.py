@@ -29,13 +29,22 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
         return None
     bridge = _bridge(found)
     # One lazy plan from here: polars keeps only the columns each step needs and computes the shared part once.
-    df = found.lazy()
     pause = pl.duration(seconds=params.max_pause_min * 60)
     max_gap = params.max_gap_min * 60
     by = BY
     charging = pl.col("power_kw") >= params.min_power_kw
+    first_row = ~pl.col("__eid").eq(pl.col("__eid").shift(1)).fill_null(False)
     last_row = ~pl.col("__eid").eq(pl.col("__eid").shift(-1)).fill_null(False)
-    df = df.with_columns(__charging=charging, __last_ts=pl.when(last_row).then(pl.col("ts")).backward_fill())
+    # Only charging readings, their neighbours and each entity's first and last reading count below: the rest lie
+    # inside a stretch without charging, where no interval belongs to a session and no pause or session starts
+    # (most readings of a fleet: 83 % of the benchmark's). Every step after this sees the same neighbours as on
+    # all readings: a charging reading's and an owned interval's other end are kept.
+    df = (
+        found.lazy()
+        .with_columns(__charging=charging, __bridge=bridge)
+        .filter(pl.col("__charging") | prev("__charging") | following("__charging") | first_row | last_row)
+        .with_columns(__last_ts=pl.when(last_row).then(pl.col("ts")).backward_fill())
+    )
     # A pause runs from the first reading without charging to the next charging reading; sparse charging
     # readings with none in between are not a pause. A long pause, an unplug or a move opens a new session; so
     # does a counter restart after a pause, however short. A restart between two charging readings is the car's
@@ -84,7 +93,7 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
     )
     interval_ok = pl.col("__dt_s") <= max_gap
     gap = ~interval_ok & pl.col("__session").is_not_null() & (pl.col("__next_session") == pl.col("__session"))
-    df = df.with_columns(__gap=gap.fill_null(False), __bridge=bridge)
+    df = df.with_columns(__gap=gap.fill_null(False))
     bridged = pl.col("__gap") & pl.col("__bridge").is_not_null()
     owned = interval_ok & pl.col("__owner").is_not_null()
     df = df.with_columns(
