@@ -353,8 +353,23 @@ def test_is_charging_keeps_a_slow_soc_charge_together():
     soc[0] = (0, 40)
     frame = table("soc_pct is_charging", [(m, v, 5 <= m <= 105) for m, v in soc], odometer_km=7.0)
     expect(detect_sessions(frame, capacities={"ev": 50.0}), [(5, 105, 2.0, "soc", "")])
-    without = frame.with_columns(is_charging=None)
-    assert detect_sessions(without, capacities={"ev": 50.0}).height == 4  # each 1 % step on its own
+
+
+def test_a_slow_soc_charge_stays_one_session_without_is_charging():
+    # The same charge without is_charging: the SoC stays flat 20 min within each 1 % step, longer than max_pause_min
+    # but no longer than the flat stretches of the steps next to it, so none of them is a pause. Then the SoC stays
+    # flat for 60 min, longer than 15 min plus those 20 min: a real pause, which ends the session.
+    soc = [(m, 40 + max(0, m - 5) // 25) for m in range(0, 110, 5)]  # 40 % until 18:25, 44 % from 19:45
+    soc += [(m, 44 + (m - 145) // 25) for m in range(150, 250, 5)]  # flat until 20:45, then steps again
+    soc += [(m, 48) for m in range(250, 290, 5)]
+    s = detect_sessions(table("soc_pct", soc, odometer_km=7.0), capacities={"ev": 50.0})
+    expect(s, [(25, 105, 2.0, "soc", ""), (165, 245, 2.0, "soc", "")])
+    first = s.row(0, named=True)
+    assert first["average_power_kw"] == pytest.approx(1.5)  # 2 kWh from the last 40 % to the first 44 %: 80 min
+    assert first["end_reason"] == (
+        "ended: paused 60 min, longer than 15 min and the 20 min the SoC stayed flat within its steps; "
+        "SoC reached 44% at 2025-02-03T19:45:00Z"
+    )
 
 
 def test_ids_are_deterministic_and_later_data_leaves_them_alone():

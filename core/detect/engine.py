@@ -128,6 +128,7 @@ def _with_end(candidates: pl.DataFrame, df: pl.DataFrame, params: DetectParams) 
     c = candidates.sort(BY, "__rank", "start_utc").with_columns(
         __next_open=pl.col("__open_ts").shift(-1).over(BY, "__rank"),
         __next_seg=pl.col("__seg").shift(-1).over(BY, "__rank"),
+        __next_allow=pl.col("__allow_s").shift(-1).over(BY, "__rank"),
     )
     c = c.sort(BY, "__done_ts").join_asof(
         events.sort(BY, "__ev_key"),
@@ -144,9 +145,12 @@ def _with_end(candidates: pl.DataFrame, df: pl.DataFrame, params: DetectParams) 
     has_next = pl.col("__next_open").is_not_null()
     event = pl.format("{} at {}", pl.col("__ev"), pl.col("__ev_ts").dt.strftime(ISO))
     paused = pl.format(
-        "paused {} min, longer than {} min",
+        "paused {} min, longer than {} min{}",
         num(_minutes(pl.col("__next_open"), pl.col("__done_ts")), 1),
         num(pl.lit(pause)),
+        pl.when(pl.col("__next_allow") > 0)
+        .then(pl.format(" and the {} min the SoC stayed flat within its steps", num(pl.col("__next_allow") / 60, 1)))
+        .otherwise(pl.lit("")),
     )
     quiet = pl.format(
         "no charging for {} min until the last reading at {}", num(idle, 1), pl.col("__last_ts").dt.strftime(ISO)

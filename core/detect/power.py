@@ -175,6 +175,7 @@ def power_candidates(prepared: pl.DataFrame, params: DetectParams) -> pl.DataFra
         __done_ts="end_utc",
         __last_ts="__last_ts",
         __strict=pl.lit(False),
+        __allow_s=pl.lit(0.0),
     ).collect()
 
 

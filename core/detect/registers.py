@@ -95,10 +95,25 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
     prev_end = pl.when(on).then(pl.col("ts")).shift(1).forward_fill()
     prev_seg = pl.when(on).then(pl.col("__seg")).shift(1).forward_fill()
     prev_entity = pl.when(on).then(pl.col("__eid")).shift(1).forward_fill()
-    pause = pl.duration(seconds=params.max_pause_min * 60)
-    new = on & (
-        (prev_entity != pl.col("__eid")) | (prev_seg != pl.col("__seg")) | (pl.col("__pts") - prev_end > pause)
-    ).fill_null(True)
+    pause_s = params.max_pause_min * 60
+    flat_s = (pl.col("__pts") - prev_end).dt.total_microseconds() / 1e6  # since the last charging interval ended
+    context = (prev_entity == pl.col("__eid")) & (prev_seg == pl.col("__seg"))
+    r = r.with_columns(__context=context.fill_null(False), __flat_s=flat_s)
+    if kind == "soc":
+        # An integer SoC stays flat for most of a 1 % step while charging slowly (17 min for 82 kWh at 3.7 kW): a
+        # flat stretch is a pause only when it is longer than max_pause_min plus the flat stretches of the steps
+        # next to it (the shorter of the two; none when the SoC rises at every reading).
+        r = r.with_columns(__step_s=pl.when(on & pl.col("__context")).then(pl.col("__flat_s")))
+        before = pl.when(on).then(pl.col("__step_s")).shift(1).forward_fill()
+        after = pl.when(on).then(pl.col("__step_s")).shift(-1).backward_fill()
+        after_context = pl.when(on).then(pl.col("__context")).shift(-1).backward_fill().fill_null(False)
+        allowance = pl.min_horizontal(
+            pl.when(pl.col("__context")).then(before), pl.when(after_context).then(after)
+        ).fill_null(0.0)
+        r = r.with_columns(__allow_s=pl.when(on).then(allowance))
+    else:
+        r = r.with_columns(__allow_s=pl.when(on).then(pl.lit(0.0)))
+    new = on & (~pl.col("__context") | (pl.col("__flat_s") > pause_s + pl.col("__allow_s")))
     r = r.with_columns(__new=new).with_columns(__sid=pl.when(on).then(pl.col("__new").cum_sum()))
     # Session ids are global, so a fill never joins two entities: the ids on both sides differ there.
     r = r.with_columns(__prev_sid=pl.col("__sid").forward_fill(), __next_sid=pl.col("__sid").backward_fill())
@@ -112,6 +127,7 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         BY,
         "__seg",
         "__cap",
+        "__allow_s",
         __t0="__pts",
         __t1="ts",
         __v0="__pv",
@@ -127,7 +143,8 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         .group_by("__owner")
         .agg(
             __sum_kwh=exact_sum(pl.col("__kwh").clip(lower_bound=0)),
-            __hours=exact_sum(pl.when("__charging").then(pl.col("__dt_h"))),
+            # An integer SoC is flat between its steps while charging: for the SoC every interval inside counts.
+            __hours=exact_sum(pl.when(pl.col("__charging") | (kind == "soc")).then(pl.col("__dt_h"))),
             __reset=(pl.col("__delta") < 0).any(),
             __gap=(pl.col("__dt_h") * 60 > params.max_gap_min).any(),
             __rate=pl.when("__rising").then(pl.col("__kwh") / pl.col("__dt_h")).max(),
@@ -168,6 +185,7 @@ def register_candidates(prepared: pl.DataFrame, params: DetectParams, kind: str)
         __done_ts="__t9",
         __last_ts="__last_ts",
         __strict=pl.lit(True),
+        __allow_s="__allow_s",
     ).collect()
 
 
