@@ -183,7 +183,8 @@ def test_parquet_with_typed_columns_is_staged(tmp_path):
             "power_kw": [7.4 if 10 <= i % 50 < 40 else 0.0 for i in range(100)],
             "soc_pct": pl.Series([float("nan"), *range(1, 100)], dtype=pl.Float32),
             "odometer_km": pl.Series(list(range(100)), dtype=pl.Int32),
-            "entity_type": ["EV"] * 50 + ["CP"] * 50,
+            "entity_type": ["EV"] * 50 + [" CP", "", None, "CP"] * 12 + ["CP", "CP"],
+            "name": [""] * 50 + ["Lobby"] * 50,  # an empty name is text in Parquet (none in a CSV)
         }
     )
     source = tmp_path / "readings.parquet"

@@ -136,11 +136,17 @@ def stage(tx: duckdb.DuckDBPyConnection, table_function: tuple[str, list], optio
     `columns` are the file's column names (from `names_of`). Run it in a thread of its own to follow its progress
     with `tx.query_progress()`."""
     sql, params = table_function
+    parquet = sql.startswith("read_parquet")
     time_col = "ts" if "ts" in columns else "timestamp"
-    ts = time_col if sql.startswith("read_parquet") else f"timezone('UTC', {time_col})"  # Parquet's are zoned
+    ts = time_col if parquet else f"timezone('UTC', {time_col})"  # Parquet's are zoned
     # Only the file's own columns are staged (an absent one is no value: nothing to hold 10 million times).
     values = [f"{c}::{_TYPES[c]} AS {c}" for c in READING_VALUE_COLUMNS if c in columns]
-    text = [f"nullif({'trim(' + c + ')' if c == 'entity_type' else c}, '') AS {c}" for c in ENTITY_TEXT if c in columns]
+    # As the full checks read them: an empty type is none; an empty name is none in a CSV, text in a Parquet file.
+    text = [
+        f"nullif(trim({c}), '') AS {c}" if c == "entity_type" else c if parquet else f"nullif({c}, '') AS {c}"
+        for c in ENTITY_TEXT
+        if c in columns
+    ]
     # Without statistics propagation: DuckDB folds isnan() to false from Parquet's min and max, which leave NaN
     # out. The setting is the connection's: `reset` puts it back, also after a failed statement aborted the
     # transaction (when only a rollback can run).
