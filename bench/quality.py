@@ -9,7 +9,9 @@ Two sources of truth, built apart from the detector and from each other:
 A detected and a true session match when they overlap in time (SPEC); F1 counts matched true and matched detected
 sessions. Energy error is relative to the true energy: the grid energy, or the battery energy for sessions only the
 state of charge shows. Start and end are "within one sampling interval" when each is no further from the true
-instant than the length of the entity's reading interval that holds that instant.
+instant than the length of the entity's reading interval that holds that instant. For the synthetic fleet's power
+sessions, edge_floor_p90_pct is the 90th percentile of the error that the two edge intervals alone leave to any
+estimator (see _edge_floor): where it is above 5 %, no detector reaches the 5 % target from those readings.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,14 +48,40 @@ def score(readings: pl.DataFrame, truth: pl.DataFrame, found: pl.DataFrame) -> t
     }
     off = lambda a, b: (pl.col(a) - pl.col(b)).dt.total_seconds(fractional=True).abs()  # noqa: E731
     pace = times.group_by("entity_id").agg(pace_min=pl.col("ts").diff().dt.total_seconds().median() / 60)
+    pairs = _edge_floor(pairs, readings, seed=truth.height)
     rows = pairs.join(pace, on="entity_id").select(
         "method",
         pace=pl.col("pace_min").cut([5, 10], labels=list(PACES)).cast(pl.Enum(PACES)),
         error=((pl.col("energy_kwh") - pl.col("true_kwh")) / pl.col("true_kwh")).abs(),
         timing_ok=(off("start_utc_d", "start_utc") <= pl.col("start_utc_interval_s"))
         & (off("end_utc_d", "end_utc") <= pl.col("end_utc_interval_s")),
+        edge_floor=pl.when(pl.col("method") == "power").then("__floor"),
     )
     return counts, rows
+
+
+def _edge_floor(pairs: pl.DataFrame, readings: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """The error the power readings leave open at a session's two edges, for any estimator (power sessions).
+
+    Charging starts at an unknown instant of the reading interval that holds the true start; the readings say only
+    that power was 0 at one end of it and P (the first reading inside the session) at the other, so the energy of
+    that interval is anywhere from 0 to P x interval: an estimator that takes the middle (the trapezoid does) is off
+    by U x P x interval / 2 with U uniform in -1..1, and the same holds at the end. `__floor` draws U for both edges
+    (fixed seed) and gives that error relative to the true energy: the part of the error that comes from the edges
+    alone, before pauses, tapering and outages add theirs. None for sessions without power readings."""
+    power = readings.filter(pl.col("power_kw").is_not_null()).select("entity_id", "ts", "power_kw").sort("ts")
+    pairs = pairs.sort("start_utc").join_asof(
+        power.rename({"ts": "__ts_s", "power_kw": "__p_s"}), left_on="start_utc", right_on="__ts_s",
+        by="entity_id", strategy="forward", check_sortedness=False,
+    ).sort("end_utc").join_asof(
+        power.rename({"ts": "__ts_e", "power_kw": "__p_e"}), left_on="end_utc", right_on="__ts_e",
+        by="entity_id", strategy="backward", check_sortedness=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(seed)
+    u = pl.Series(rng.uniform(-1, 1, pairs.height)), pl.Series(rng.uniform(-1, 1, pairs.height))
+    half = lambda p, s: pl.col(p) * pl.col(s) / 3600 / 2  # noqa: E731  (kWh)
+    edges = u[0] * half("__p_s", "start_utc_interval_s") + u[1] * half("__p_e", "end_utc_interval_s")
+    return pairs.with_columns(__floor=(edges / pl.col("true_kwh")).abs())
 
 
 def _with_interval(truth: pl.DataFrame, times: pl.DataFrame, column: str) -> pl.DataFrame:
@@ -121,6 +150,9 @@ def report(title: str, results: list[tuple[dict, pl.DataFrame]], by_pace: bool =
         "p90_error_pct": pl.col("error").quantile(0.9) * 100,
         "timing_ok_pct": pl.col("timing_ok").mean() * 100,
     }
+    if by_pace:  # the synthetic fleet's truth is its continuous timeline, which its readings sample at random instants
+        # What the power readings leave open at the two edges alone (see _edge_floor): the error no estimator avoids.
+        figures["edge_floor_p90_pct"] = pl.col("edge_floor").quantile(0.9) * 100
     print("  per true method (energy error: median <= 2 %, p90 <= 5 %; start and end within one interval >= 95 %):")
     _print(rows.group_by("method").agg(**figures).sort("method"))
     if by_pace:
