@@ -11,13 +11,16 @@ run one after the other on a single worker thread, as DuckDB takes one writer at
 and the pages go on meanwhile and see the database before the job's transaction or after it, never between. That
 thread, and the polars worker threads the work parses with, run at a lower CPU priority (`BACKGROUND_NICE`): on a
 busy machine requests and pages go first and the job takes what is left, so a long import does not make every
-reader wait; on an idle machine the job runs at full speed.
+reader wait; on an idle machine the job runs at full speed. After each job the C heap's free pages go back to the
+system (glibc's malloc_trim, a few ms): a job's large frees otherwise stay resident in the allocator's arenas, and
+the serving process's memory creeps up from job to job (bench/soak.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import ctypes
 import logging
 import os
 import threading
@@ -40,6 +43,22 @@ Progress = Callable[[float, str], None]
 UNEXPECTED = "The job failed unexpectedly; it was logged. Try again."
 BACKGROUND_NICE = 10  # Linux nice value of job threads: about a tenth of a request's CPU share when both want it
 _inside = contextvars.ContextVar("chargelens_job", default=None)  # the recorded job this work is part of
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to give back this way
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Return the free pages of the C heap to the system (glibc only; elsewhere nothing happens)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 @dataclass
@@ -163,3 +182,4 @@ class Jobs:
         finally:
             if cleanup is not None:
                 cleanup()
+            release_free_memory()

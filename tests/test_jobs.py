@@ -164,3 +164,46 @@ def test_jobs_run_at_a_lower_cpu_priority_than_requests():
     assert int(job_nice) == int(wanted) == jobs.BACKGROUND_NICE > 0
     assert int(caller_nice) == 0  # the thread that queued the job (a request's) keeps its priority
     assert polars_before == "[0]" and polars_during == f"[{jobs.BACKGROUND_NICE}]"
+
+
+JOB_HEAP = """
+import ctypes, sys
+from core import jobs
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+if sys.argv[1] == "off":
+    jobs.release_free_memory = lambda: None
+def rss_mb():
+    with open("/proc/self/status") as status:
+        return int(status.read().split("VmRSS:")[1].split()[0]) / 1024
+kept = []
+def work(progress):
+    blocks = [libc.malloc(32 * 1024) for _ in range(6400)]  # 200 MB in blocks too small for mmap of their own
+    for block in blocks:
+        ctypes.memset(block, 1, 32 * 1024)
+    # Every 64th block stays (3 MB, a fragmented heap): free() alone cannot shrink the heap past any of them.
+    kept.extend(blocks[::64])
+    for i, block in enumerate(blocks):
+        if i % 64:
+            libc.free(block)
+    return {}
+queue = jobs.Jobs()
+queue._worker.submit(lambda: None).result()  # the worker thread exists before the measurement
+before = rss_mb()
+job = queue.submit("import", work)
+queue._worker.shutdown(wait=True)
+print(job.state, round(rss_mb() - before))
+"""
+
+
+@pytest.mark.parametrize("trim", ["on", "off"])
+def test_a_job_gives_its_freed_heap_back_to_the_system(trim):
+    # In a process of its own, so that its memory is only this job's; "off" shows what stays resident without it.
+    out = subprocess.run([sys.executable, "-c", JOB_HEAP, trim], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    state, grown_mb = out.stdout.split()
+    assert state == "done"
+    if trim == "on":
+        assert int(grown_mb) < 20
+    else:
+        assert int(grown_mb) > 150  # of the 197 MB freed
