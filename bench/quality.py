@@ -158,9 +158,7 @@ def report(title: str, results: list[tuple[dict, pl.DataFrame]], by_pace: bool =
     if by_pace:
         print("  per method and the entity's sampling pace (median time between its readings):")
         _print(rows.group_by("method", "pace").agg(**figures).sort("method", "pace"))
-    m, p, t = rows.select(
-        m=pl.col("error").median() * 100, p=pl.col("error").quantile(0.9) * 100, t=pl.col("timing_ok").mean() * 100
-    ).row(0)
+    m, p, t = rows.select(figures[k].alias(k) for k in ("median_error_pct", "p90_error_pct", "timing_ok_pct")).row(0)
     print(f"  all methods: median error {m:.3f} %, p90 {p:.3f} %, start and end within one interval {t:.1f} %")
 
 

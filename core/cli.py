@@ -283,7 +283,6 @@ def _parse_time(text: str | None, option: str) -> datetime | None:
 
 # -- commands ----------------------------------------------------------------------------------------
 def cmd_serve(args) -> int:
-    from core import POLARS_MALLOC_CONF
     from core.store import Store, running_server
 
     db = database_path(args.db)
@@ -303,7 +302,6 @@ def cmd_serve(args) -> int:
     except ValueError:
         pass
     env = {**os.environ, "CHARGELENS_DB": str(db), "CHARGELENS_HOST": args.host, "CHARGELENS_PORT": str(args.port)}
-    env.setdefault("_RJEM_MALLOC_CONF", POLARS_MALLOC_CONF)  # see core/__init__.py
     command = [
         sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "server.py"),
         "--server.address", args.host, "--server.port", str(args.port), "--server.headless", "true",
