@@ -11,6 +11,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import core
 from core import jobs
 from core.detect import DetectParams
 from core.errors import InputError
@@ -168,6 +169,7 @@ def test_jobs_run_at_a_lower_cpu_priority_than_requests():
 
 JOB_HEAP = """
 import ctypes, sys
+import core
 from core import jobs
 libc = ctypes.CDLL("libc.so.6")
 libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
@@ -207,3 +209,12 @@ def test_a_job_gives_its_freed_heap_back_to_the_system(trim):
         assert int(grown_mb) < 20
     else:
         assert int(grown_mb) > 150  # of the 197 MB freed
+
+
+def test_polars_starts_with_the_allocator_settings_unless_the_user_gave_others():
+    own = core.POLARS_OWN_CONF
+    assert core.malloc_conf("") == core.POLARS_MALLOC_CONF
+    assert core.malloc_conf(own) == core.POLARS_MALLOC_CONF  # inherited from a process that imported polars first
+    assert core.malloc_conf(f"{own},{own}") == core.POLARS_MALLOC_CONF
+    assert core.malloc_conf("narenas:2") == "narenas:2"
+    assert core.malloc_conf(f"{own},narenas:2") == f"{own},narenas:2"
